@@ -1,0 +1,89 @@
+"""Data sets and adapters for spatio-temporal forecasting (exposed as ``stpatch.datasets``).
+
+Canonical layouts: grids ``(T, C, H, W)`` per segment and ``(B, T, C, H, W)`` per batch; sensor
+networks ``(T, N, C)`` and ``(B, T, N, C)``.
+
+Named data sets (``list_datasets()``; ``info(name)`` for source, split, shapes and metrics)::
+
+    data = load("los_loop")                   # SpatioTemporalData
+    dm = make_datamodule("los_loop", batch_size=32)
+    batch = next(iter(dm.train_dataloader())) # {"x", "y", "x_mask", "y_mask", "tod", "dow", "index"}
+
+Your own data::
+
+    from_numpy(array, layout="THW"), from_xarray("field.nc", variables=["t2m"]),
+    from_csv("speeds.csv", null_value=0), from_video("clip.gif"), read_array_file(path)
+"""
+
+from . import catalog as _catalog  # noqa: F401  (registers the built-in data sets)
+from .adapters import (
+    LAYOUTS,
+    from_csv,
+    from_numpy,
+    from_video,
+    from_xarray,
+    read_array_file,
+    write_forecast,
+)
+from .core import FIELD_BASELINES, FIELD_METRICS, DatasetInfo, SpatioTemporalData, time_features
+from .idx import read_idx
+from .module import STDataModule, make_datamodule
+from .moving import MovingDigits, MovingDigitsDataset, make_moving_digits
+from .radar import block_mean, rainrate
+from .registry import download, info, list_datasets, load, register, resolve_data_dir
+from .scalers import (
+    DBScaler,
+    IdentityScaler,
+    LogScaler,
+    MinMaxScaler,
+    Scaler,
+    StandardScaler,
+    get_scaler,
+    scaler_from_state,
+)
+from .windows import WindowDataset, input_batch, split_ranges
+
+__all__ = [
+    # registry
+    "load",
+    "list_datasets",
+    "info",
+    "download",
+    "register",
+    "resolve_data_dir",
+    "DatasetInfo",
+    "FIELD_METRICS",
+    "FIELD_BASELINES",
+    # contract
+    "SpatioTemporalData",
+    "MovingDigits",
+    "time_features",
+    # adapters
+    "from_numpy",
+    "from_xarray",
+    "from_csv",
+    "from_video",
+    "read_array_file",
+    "write_forecast",
+    "read_idx",
+    "LAYOUTS",
+    # windows, scaling, training
+    "split_ranges",
+    "input_batch",
+    "WindowDataset",
+    "MovingDigitsDataset",
+    "make_moving_digits",
+    "STDataModule",
+    "make_datamodule",
+    "Scaler",
+    "IdentityScaler",
+    "StandardScaler",
+    "MinMaxScaler",
+    "LogScaler",
+    "DBScaler",
+    "get_scaler",
+    "scaler_from_state",
+    # radar helpers
+    "rainrate",
+    "block_mean",
+]
