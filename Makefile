@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+BUDGET ?= 00:20:00
 export STPATCH_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: install demo test lint bench clean
@@ -28,7 +29,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py --budget $(BUDGET)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -10,14 +10,11 @@ reference measured in the same run.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _common import median_time, stamp, write_section  # noqa: E402
-
-from stpatch.patches import patchify, unpatchify  # noqa: E402
+from stpatch.bench.report import median_time, stamp, write_section
+from stpatch.patches import patchify, unpatchify
 
 CASES = [
     # (label, patch, stride)

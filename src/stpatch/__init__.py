@@ -1,3 +1,58 @@
-"""stpatch: spatio-temporal forecasting with spacetime patches."""
+"""stpatch: spatio-temporal forecasting with spacetime patches.
+
+>>> import stpatch, torch
+>>> tokens, grid = stpatch.patchify(torch.zeros(2, 10, 1, 64, 64), (2, 8, 8))
+>>> tuple(tokens.shape)
+(2, 5, 8, 8, 128)
+
+The rest of the public API is loaded on first use, so ``import stpatch`` stays light:
+``stpatch.create_model``, ``stpatch.list_models``, ``stpatch.datasets`` (``load``, ``list_datasets``,
+adapters), ``stpatch.metrics``, ``stpatch.nn``, ``stpatch.train``, ``stpatch.evaluate``, ``stpatch.predict``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from stpatch.patches import (
+    PatchGrid,
+    group_sensors,
+    patchify,
+    patchify_sensors,
+    time_space_merge,
+    time_space_partition,
+    unpatchify,
+    unpatchify_sensors,
+)
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": ("stpatch.models", "create_model"),
+    "list_models": ("stpatch.models", "list_models"),
+    "profile_model": ("stpatch.models", "profile_model"),
+    "train": ("stpatch.engine.runner", "train"),
+    "evaluate": ("stpatch.engine.runner", "evaluate"),
+    "predict": ("stpatch.engine.runner", "predict"),
+    "load_run": ("stpatch.engine.runner", "load_run"),
+    "datasets": ("stpatch.datasets", None),
+    "metrics": ("stpatch.metrics", None),
+    "nn": ("stpatch.nn", None),
+    "models": ("stpatch.models", None),
+}
+
+__all__ = [
+    "PatchGrid", "group_sensors", "patchify", "patchify_sensors", "time_space_merge", "time_space_partition",
+    "unpatchify", "unpatchify_sensors", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'stpatch' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value

@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmark scripts: timing medians, machine description, BENCHMARKS.md sections."""
+"""Benchmark reporting: timing medians, the machine a figure ran on, sections of BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 
 def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
@@ -49,8 +46,9 @@ def stamp(command: str) -> str:
     return f"Command: `{command}`  \nMachine: {machine()}  \nDate: {today}\n"
 
 
-def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or append) the section between ``<!-- bench:NAME -->`` markers in BENCHMARKS.md."""
+def write_section(name: str, body: str, path: Path | None = None) -> None:
+    """Replace (or append) the section between ``<!-- bench:NAME -->`` markers in BENCHMARKS.md (of the working directory)."""
+    path = path or Path.cwd() / "BENCHMARKS.md"
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{start}\n{body.rstrip()}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"

@@ -1,0 +1,146 @@
+"""Accuracy under the same compute budget: every model of a suite trains for the same wall-clock
+time on this machine and is scored on the same held-out windows as the baselines.
+
+    stpatch bench moving_mnist --budget 00:20:00 --write
+    stpatch bench all --quick            # seconds-long smoke run on tiny subsets
+
+Results are markdown tables (model, params, GFLOPs/sample, budget, metrics, ratio to persistence,
+per-lead-time values); ``write=True`` puts them into BENCHMARKS.md with the command, machine and date.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stpatch.bench.report import machine, write_section
+from stpatch.bench.suites import SUITES, Suite
+
+__all__ = ["SUITES", "Suite", "run_benchmarks", "run_suite"]
+
+
+@dataclass
+class ModelRow:
+    name: str
+    params: int
+    gflops: float
+    budget: str
+    trained_steps: int | None
+    mean: dict
+    per_horizon: dict = field(default_factory=dict)
+
+
+def _profile(run_dir: Path, meta: dict) -> tuple[int, float]:
+    from stpatch.engine.runner import load_run
+    from stpatch.models import profile_model
+
+    module = load_run(run_dir).module
+    model = module.model
+    params = sum(p.numel() for p in model.parameters())
+    shape = ((1, meta["t_in"], meta["in_channels"], *meta["spatial_shape"]) if meta["kind"] == "grid"
+             else (1, meta["t_in"], meta["num_nodes"], meta["in_channels"]))
+    try:
+        gflops = float(profile_model(model, shape).get("gflops_per_sample", float("nan")))
+    except Exception:  # models that leave torch (pysteps) have no FLOP count
+        gflops = float("nan")
+    return params, gflops
+
+
+def _steps(run_dir: Path) -> int | None:
+    import torch
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    return int(torch.load(last, map_location="cpu", weights_only=False).get("global_step", 0))
+
+
+def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> tuple[str, list[ModelRow]]:
+    """Train and score every model of ``suite`` under ``budget``; the baselines on the same windows."""
+    from stpatch.engine.runner import evaluate, train
+
+    rows: list[ModelRow] = []
+    baselines_done = False
+    for model in suite.models:
+        data = {**suite.data, "options": {**suite.data.get("options", {}), **(suite.quick_options if quick else {})}}
+        name = model["name"]
+        run_dir = out_dir / suite.name / name
+        config = {
+            "data": data,
+            "model": model,
+            "train": {"max_epochs": 100000, "max_time": budget, "seed": 0, "progress": not quick, "lr": suite.lr,
+                      **({"limit_val_batches": 2} if quick else {})},
+            "eval": {"baselines": [] if baselines_done else list(suite.baselines), "suite": suite.metric_suite},
+            "run_dir": str(run_dir),
+        }
+        print(f"[bench {suite.name}] training {name} for {budget}", flush=True)
+        trained = train(config)
+        result = evaluate(trained.run_dir, limit_batches=2 if quick else None, progress=not quick, figures=True)
+        meta = trained_meta(trained.run_dir)
+        params, gflops = _profile(trained.run_dir, meta)
+        rows.append(ModelRow(name, params, gflops, budget, _steps(trained.run_dir), result["mean"][name],
+                             result["per_horizon"][name]))
+        if not baselines_done:
+            for base in suite.baselines:
+                b_params, b_gflops = 0, 0.0
+                rows.append(ModelRow(base, b_params, b_gflops, "-", None, result["mean"][base], result["per_horizon"][base]))
+            windows = result["windows"]
+            baselines_done = True
+    return format_suite(suite, rows, windows, budget), rows
+
+
+def trained_meta(run_dir: Path) -> dict:
+    from stpatch.engine.runner import load_run
+
+    return load_run(run_dir).meta
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.4g}"
+
+
+def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str) -> str:
+    """The suite's markdown: a summary table and a per-lead-time table of the headline metric."""
+    ref = next((r for r in rows if r.name == "persistence"), None)
+    key = suite.headline[0]
+    lines = [f"### {suite.title}", "", suite.description, "",
+             f"Test windows: {windows}. Training budget per model: {budget} (wall clock, CPU). "
+             f"Metrics are means over lead times, in physical units{suite.units_note}.", "",
+             "| model | params | GFLOPs/sample | steps trained | " + " | ".join(suite.headline) + f" | {key} / persistence |",
+             "|" + " --- |" * (len(suite.headline) + 5)]
+    for r in rows:
+        ratio = (r.mean.get(key) / ref.mean.get(key)) if ref and ref.mean.get(key) else float("nan")
+        lines.append(f"| {r.name} | {r.params:,} | {_fmt(r.gflops)} | {r.trained_steps if r.trained_steps is not None else '-'} | "
+                     + " | ".join(_fmt(r.mean.get(m, float('nan'))) for m in suite.headline) + f" | {_fmt(ratio)} |")
+    leads = suite.leads or list(range(1, len(next(iter(rows[0].per_horizon.values()))) + 1))
+    lead_label = [f"{lead * suite.step_minutes:g} min" if suite.step_minutes else f"+{lead}" for lead in leads]
+    lines += ["", f"{key} per lead time:", "", "| model | " + " | ".join(lead_label) + " |", "|" + " --- |" * (len(leads) + 1)]
+    for r in rows:
+        values = r.per_horizon.get(key, [])
+        lines.append(f"| {r.name} | " + " | ".join(_fmt(values[lead - 1]) if lead - 1 < len(values) else "n/a" for lead in leads) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = False, write: bool = False,
+                   out_dir: str | Path | None = None) -> str:
+    """Run one suite (or ``"all"``) and return the markdown; ``write`` updates BENCHMARKS.md."""
+    names = list(SUITES) if suite == "all" else [suite]
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise ValueError(f"unknown benchmark suite {unknown[0]!r}; choose from {', '.join(SUITES)} or all")
+    budget = budget or ("00:00:05" if quick else "00:20:00")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(out_dir) if out_dir else Path("bench_out") / stamp
+    command = f"stpatch bench {suite} --budget {budget}" + (" --quick" if quick else "")
+    parts = []
+    for name in names:
+        table, _ = run_suite(SUITES[name], budget, quick, out)
+        section = (f"Command: `{command}`  \nMachine: {machine()}  \nDate: {_dt.date.today().isoformat()}\n\n{table}")
+        parts.append(section)
+        if write:
+            write_section(f"accuracy-{name}", section)
+    return "\n".join(parts)

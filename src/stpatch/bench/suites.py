@@ -1,0 +1,105 @@
+"""The benchmark suites: data, models trained under the budget, baselines, and what the table shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Suite:
+    """One accuracy benchmark.
+
+    Attributes:
+        data: the ``data`` config section (same windows for every model).
+        models: ``model`` config sections trained under the budget.
+        baselines: parameter-free forecasters scored on the same windows.
+        metric_suite: the metric suite name or explicit metric names (see ``stpatch.metrics``).
+        headline: metric columns of the summary table; the first is also shown per lead time.
+        leads: 1-based lead times for the per-lead table (all when empty).
+        step_minutes: minutes per step, to label lead times.
+        quick_options: data options for the seconds-long smoke run.
+    """
+
+    name: str
+    title: str
+    description: str
+    data: dict
+    models: list[dict]
+    baselines: list[str]
+    metric_suite: str | list[str]
+    headline: list[str]
+    leads: list[int] = field(default_factory=list)
+    step_minutes: float | None = None
+    quick_options: dict = field(default_factory=dict)
+    lr: float = 1e-3
+    units_note: str = ""
+
+
+def _radar(src: str, title: str) -> Suite:
+    return Suite(
+        name=f"radar_{src}",
+        title=title,
+        description=(f"`radar_{src}`: 6 frames (30 min) in, 12 frames (60 min) out at 5-min steps on a 128x128 crop "
+                     "of the composite downsampled 4x; trained on standardised dBR (10 log10 R, 0.1 mm/h floor), scored in mm/h on the held-out "
+                     "event. Baselines: persistence and pysteps' Lucas-Kanade + semi-Lagrangian extrapolation."),
+        data={"name": f"radar_{src}", "t_in": 6, "t_out": 12, "batch_size": 8, "options": {}},
+        models=[{"name": "stpnet"}],
+        baselines=["persistence", "extrapolation"],
+        metric_suite=["csi@1.0", "csi@5.0", "fss@1.0/8px", "mae_per_pixel"],
+        headline=["csi@1.0", "csi@5.0", "fss@1.0/8px", "mae_per_pixel"],
+        leads=[1, 3, 6, 12],
+        step_minutes=5,
+        quick_options={"max_frames": 24},
+        units_note=" (rain rate in mm/h; CSI and FSS: higher is better)",
+    )
+
+
+SUITES: dict[str, Suite] = {
+    "moving_mnist": Suite(
+        name="moving_mnist",
+        title="Moving MNIST (10 -> 10)",
+        description=("Standard protocol: 64x64 frames, two MNIST digits bouncing; training sequences generated on "
+                     "the fly from the MNIST training digits, scored on the first 1,000 sequences of the fixed seeded "
+                     "test set (MNIST test digits). MSE/MAE are per-frame sums (OpenSTL convention)."),
+        data={"name": "moving_mnist", "t_in": 10, "t_out": 10, "batch_size": 16,
+              "options": {"test_size": 1000, "val_size": 100}},
+        models=[{"name": "stpnet"}, {"name": "stpformer"}, {"name": "stpconv"}, {"name": "convlstm"}],
+        baselines=["persistence"],
+        metric_suite="video",
+        headline=["mse_per_frame", "mae_per_frame", "ssim", "psnr"],
+        leads=[1, 5, 10],
+        quick_options={"test_size": 8, "val_size": 4, "train_size": 32},
+        units_note=" (pixel values in [0, 1]; SSIM and PSNR: higher is better)",
+    ),
+    "radar_mch": _radar("mch", "Radar nowcasting, MeteoSwiss (30 min -> 60 min)"),
+    "radar_fmi": _radar("fmi", "Radar nowcasting, FMI (30 min -> 60 min)"),
+    "los_loop": Suite(
+        name="los_loop",
+        title="Los-loop traffic speed (12 -> 12, 5 min)",
+        description=("207 loop detectors, chronological 7:1:2 split, zeros are missing readings (masked). "
+                     "Masked MAE/RMSE in mph and MAPE as a fraction, at 15, 30 and 60 minutes and averaged."),
+        data={"name": "los_loop", "t_in": 12, "t_out": 12, "batch_size": 32, "split": [0.7, 0.1, 0.2]},
+        models=[{"name": "stpnet_sensor"}, {"name": "linear"}],
+        baselines=["persistence", "climatology"],
+        metric_suite="sensor",
+        headline=["masked_mae", "masked_rmse", "masked_mape"],
+        leads=[3, 6, 12],
+        step_minutes=5,
+        quick_options={},
+        units_note=" (speed in mph)",
+    ),
+    "era5_uk_t2m": Suite(
+        name="era5_uk_t2m",
+        title="ERA5 2 m temperature over the UK (12 h -> 12 h)",
+        description=("ERA5 hourly t2m, March 2019, 33x49 grid at 0.25 deg; chronological 7:1:2 split. "
+                     "RMSE is latitude-weighted (cos-lat weights normalised to mean 1), in kelvin."),
+        data={"name": "era5_uk_t2m", "t_in": 12, "t_out": 12, "batch_size": 16, "split": [0.7, 0.1, 0.2]},
+        models=[{"name": "stpnet"}, {"name": "linear"}],
+        baselines=["persistence", "climatology"],
+        metric_suite=["lat_weighted_rmse"],
+        headline=["lat_weighted_rmse"],
+        leads=[1, 3, 6, 12],
+        step_minutes=60,
+        units_note=" (kelvin)",
+    ),
+}

@@ -1,0 +1,34 @@
+"""Smoke test of the benchmark suites: each runs end to end with a seconds-long budget on a tiny subset.
+
+Benchmarks are not tests: this only proves the code path (train under a budget, score the models and
+the baselines on the same windows, format the table). The numbers come from `make bench`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stpatch.bench import SUITES, run_suite
+
+DATA = Path(os.environ.get("STPATCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SUITES))
+def test_suite_smoke(name, tmp_path, monkeypatch):
+    if not DATA.is_dir():
+        pytest.skip(f"real data sets not found at {DATA} (set STPATCH_DATA_DIR)")
+    monkeypatch.setenv("STPATCH_DATA_DIR", str(DATA))
+    suite = SUITES[name]
+    suite = type(suite)(**{**suite.__dict__, "models": suite.models[:1]})  # one trained model is enough here
+    table, rows = run_suite(suite, "00:00:03", quick=True, out_dir=tmp_path)
+    names = [row.name for row in rows]
+    assert names[0] == suite.models[0]["name"] and "persistence" in names
+    for row in rows:
+        for metric in suite.headline:
+            assert metric in row.mean, (row.name, metric, sorted(row.mean))
+    assert "/ persistence" in table and suite.headline[0] in table
+    assert (tmp_path / name / suite.models[0]["name"] / "eval.json").is_file()
