@@ -120,15 +120,13 @@ def predict(
 @app.command()
 def models() -> None:
     """The registered forecasters."""
-    from stpatch.models import create_model, list_models
+    from stpatch.models import get_model_entry, list_models
 
+    layouts = {"grid": "(B, T, C, H, W)", "sensor": "(B, T, N, C)"}
     for name in list_models():
-        model = create_model(name, in_channels=1, t_in=10, t_out=10, num_nodes=8)
-        params = sum(p.numel() for p in model.parameters())
-        kind = getattr(model, "kind", "grid")
-        shape = "(B, T, C, H, W)" if kind == "grid" else "(B, T, N, C)"
-        doc = (type(model).__doc__ or "").strip().splitlines()[0] if type(model).__doc__ else ""
-        typer.echo(f"{name:18s} {kind:6s} {shape:16s} {params:>10,d} params  {doc}")
+        entry = get_model_entry(name)
+        shapes = " or ".join(layouts[k] for k in entry.kinds)
+        typer.echo(f"{name:16s} {shapes:34s} {entry.description}")
 
 
 @app.command()
@@ -197,7 +195,8 @@ def profile(
     report = profile_model(net, shape)
     typer.echo(f"{model} on input {shape}")
     for key, value in report.items():
-        typer.echo(f"  {key}: {value:,.4g}" if isinstance(value, (int, float)) else f"  {key}: {value}")
+        text = f"{value:,}" if isinstance(value, int) else f"{value:.4g}" if isinstance(value, float) else value
+        typer.echo(f"  {key}: {text}")
 
 
 @app.command()

@@ -80,7 +80,8 @@ class ForecastModule(pl.LightningModule):
 
     @property
     def trainable(self) -> bool:
-        return any(p.requires_grad for p in self.model.parameters())
+        # weight-free baselines carry a zero-size parameter so optimizers accept them; they learn nothing
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad) > 0
 
     def forward(self, batch: dict) -> torch.Tensor:
         extra = {k: batch[k] for k in self._time_features if k in batch}

@@ -405,7 +405,7 @@ def _suite_arguments(suite: str, dm, meta: dict) -> dict:
     if suite == "sensor":
         # the data module already masks its declared nulls (y_mask); true zeros stay scored
         kw["null_value"] = float("nan")
-    if suite == "weather" and meta.get("lat") is not None:
+    if meta.get("lat") is not None and meta["kind"] == "grid":
         kw["lat"] = torch.tensor(meta["lat"], dtype=torch.float32)
         clim = getattr(dm, "climatology", None)
         if clim is not None:

@@ -1,0 +1,181 @@
+"""Patch embedding and head, positional encodings, spacetime convolutions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stpatch.nn import (
+    LearnedPosition3d,
+    PatchEmbed,
+    PatchHead,
+    SinCosPosition3d,
+    SpacetimeConv,
+    SpacetimeConvDecoder,
+    SpacetimeConvNet,
+    pad_to_patch,
+)
+from stpatch.patches import patchify
+
+
+@pytest.mark.parametrize("size", [(4, 16, 16), (5, 30, 45), (1, 3, 5)])
+def test_patch_embed_shapes_and_grid(size):
+    t, h, w = size
+    embed = PatchEmbed(3, 8, (2, 4, 4))
+    tokens, grid = embed(torch.randn(2, t, 3, h, w))
+    expected = (-(-t // 2), -(-h // 4), -(-w // 4))
+    assert tokens.shape == (2, *expected, 8)
+    assert grid.size == size and grid.num_patches == expected
+    assert grid.padded == tuple(n * p for n, p in zip(expected, (2, 4, 4)))
+
+
+def test_patch_embed_is_a_linear_map_of_patchify_tokens():
+    """Conv3d with kernel = stride = patch equals a Linear on patchify's (C, pt, ph, pw) tokens."""
+    torch.manual_seed(0)
+    embed = PatchEmbed(2, 5, (2, 3, 3), pad_mode="zeros")
+    x = torch.randn(1, 4, 2, 7, 8)
+    tokens, _ = embed(x)
+    raw, _ = patchify(x, (2, 3, 3), pad="zeros")
+    expected = raw @ embed.proj.weight.reshape(5, -1).t() + embed.proj.bias
+    torch.testing.assert_close(tokens, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_pad_to_patch_replicate_repeats_edges():
+    x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(1, 2, 1, 3, 5)
+    padded, grid = pad_to_patch(x, (1, 2, 4), "replicate")
+    assert padded.shape == (1, 2, 1, 4, 8) and grid.padded == (2, 4, 8)
+    assert torch.equal(padded[..., 3, :5], x[..., 2, :])
+    assert torch.equal(padded[..., :3, 7], x[..., :, 4])
+
+
+def test_patch_embed_rejects_wrong_channels():
+    with pytest.raises(ValueError, match="C=3"):
+        PatchEmbed(3, 8)(torch.randn(1, 4, 2, 8, 8))
+
+
+@pytest.mark.parametrize("t_tokens,t_out", [(3, 7), (None, 5)])
+def test_patch_head_crops_back(t_tokens, t_out):
+    embed = PatchEmbed(1, 8, (2, 4, 4))
+    tokens, grid = embed(torch.randn(2, 6, 1, 30, 45))
+    head = PatchHead(8, 2, t_out, (2, 4, 4), t_tokens=t_tokens)
+    assert head(tokens, grid).shape == (2, t_out, 2, 30, 45)
+
+
+def test_patch_head_without_t_tokens_inverts_patchify_layout():
+    """A head whose linear map is the identity puts every feature back where patchify took it."""
+    x = torch.randn(1, 4, 2, 6, 9)
+    raw, grid = patchify(x, (2, 3, 3), pad="replicate")
+    head = PatchHead(raw.shape[-1], 2, 4, (2, 3, 3))
+    head.norm = torch.nn.Identity()
+    with torch.no_grad():
+        head.proj.weight.copy_(torch.eye(raw.shape[-1]))
+        head.proj.bias.zero_()
+    torch.testing.assert_close(head(raw, grid), x)
+
+
+def test_patch_head_errors_name_the_problem():
+    head = PatchHead(8, 1, 4, (2, 4, 4), t_tokens=3)
+    with pytest.raises(ValueError, match="t_tokens=3"):
+        head(torch.randn(1, 2, 2, 2, 8), (8, 8))
+    with pytest.raises(ValueError, match="t_out=9"):
+        PatchHead(8, 1, 9, (2, 4, 4))(torch.randn(1, 2, 2, 2, 8), (8, 8))
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def test_learned_position_interpolates_to_other_grids():
+    pos = LearnedPosition3d(12, (4, 8, 8))
+    x = torch.zeros(2, 4, 8, 8, 12)
+    enc = pos(x) - x
+    assert torch.equal(enc[0], pos.encoding((4, 8, 8)))
+    other = pos(torch.zeros(1, 3, 5, 11, 12))
+    assert other.shape == (1, 3, 5, 11, 12)
+    # factorised: the time part is the same for every (h, w)
+    e = pos.encoding((3, 5, 11))
+    torch.testing.assert_close(e[:, 1, 2] - e[:, 0, 2], e[:, 1, 7] - e[:, 0, 7])
+    # gradients reach the tables through the interpolation
+    other.sum().backward()
+    assert pos.time.grad is not None and pos.height.grad.abs().sum() > 0
+
+
+def test_sincos_position_any_grid_and_consistent():
+    pos = SinCosPosition3d(16)
+    small, large = pos.encoding((2, 3, 4)), pos.encoding((5, 7, 9))
+    assert small.shape == (2, 3, 4, 16) and large.shape == (5, 7, 9, 16)
+    torch.testing.assert_close(large[:2, :3, :4], small)  # computed on the fly, same positions agree
+    flat = large.reshape(-1, 16)
+    assert torch.unique(flat, dim=0).shape[0] == flat.shape[0]  # every position distinct
+    assert list(pos.parameters()) == []
+    assert pos(torch.zeros(1, 5, 7, 9, 16)).shape == (1, 5, 7, 9, 16)
+
+
+# --------------------------------------------------------------------------- convolutions
+
+
+@pytest.mark.parametrize("mode", ["full", "factorized", "causal"])
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (2, 4, 3)])
+def test_spacetime_conv_keeps_size(mode, kernel):
+    conv = SpacetimeConv(3, 6, kernel, mode)
+    assert conv(torch.randn(2, 3, 5, 9, 7)).shape == (2, 6, 5, 9, 7)
+
+
+def test_spacetime_conv_depthwise_and_groups():
+    conv = SpacetimeConv(4, 8, 3, "factorized", depthwise=True)
+    assert conv.spatial.groups == 4
+    assert conv(torch.randn(1, 4, 3, 5, 5)).shape == (1, 8, 3, 5, 5)
+    with pytest.raises(ValueError, match="groups"):
+        SpacetimeConv(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="mode"):
+        SpacetimeConv(4, 4, 3, mode="dilated")
+
+
+@pytest.mark.parametrize("t", [0, 3, 6])
+def test_causal_conv_never_looks_ahead(t):
+    torch.manual_seed(0)
+    conv = SpacetimeConv(2, 3, (3, 3, 3), mode="causal")
+    x = torch.randn(1, 2, 7, 6, 6)
+    x2 = x.clone()
+    x2[:, :, t] += torch.randn_like(x2[:, :, t])
+    y, y2 = conv(x), conv(x2)
+    torch.testing.assert_close(y[:, :, :t], y2[:, :, :t], rtol=0, atol=0)
+    assert (y[:, :, t] - y2[:, :, t]).abs().max() > 1e-3
+
+
+def test_causal_conv_is_a_one_sided_convolution():
+    """C[i, j] = sum_k W[k] X[i - k, j] with one channel and a 3x1x1 kernel."""
+    conv = SpacetimeConv(1, 1, (3, 1, 1), mode="causal", bias=False)
+    w = torch.tensor([0.5, -2.0, 3.0])  # W[0] multiplies X[i], W[1] X[i-1], W[2] X[i-2]
+    with torch.no_grad():
+        conv.conv.weight.copy_(w.flip(0).reshape(1, 1, 3, 1, 1))
+    x = torch.randn(1, 1, 6, 2, 2)
+    y = conv(x)
+    xp = torch.nn.functional.pad(x, (0, 0, 0, 0, 2, 0))
+    expected = sum(w[k] * xp[:, :, 2 - k : 2 - k + 6] for k in range(3))
+    torch.testing.assert_close(y, expected)
+
+
+def test_full_conv_does_look_ahead():
+    conv = SpacetimeConv(1, 1, (3, 1, 1), mode="full")
+    x = torch.randn(1, 1, 5, 2, 2)
+    x2 = x.clone()
+    x2[:, :, 3] += 1.0
+    assert (conv(x)[:, :, 2] - conv(x2)[:, :, 2]).abs().max() > 0
+
+
+@pytest.mark.parametrize("size", [(4, 16, 16), (3, 9, 13)])
+def test_convnet_and_decoder_shapes(size):
+    net = SpacetimeConvNet(3, dims=(8, 16, 24), depths=(1, 1, 1))
+    x = torch.randn(2, 3, *size)
+    out = net(x)
+    t, h, w = size
+    assert out.features.shape == (2, 24, t, math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2))
+    assert [s.shape[1] for s in out.skips] == [8, 16]
+    assert out.skips[0].shape[2:] == x.shape[2:]
+    dec = SpacetimeConvDecoder((8, 16, 24))
+    y = dec(out.features, out.skips)
+    assert y.shape == (2, 8, *size)
+    y.mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
