@@ -45,12 +45,13 @@ def _measure_model(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dic
     params = sum(p.numel() for p in model.parameters())
     model.eval()
 
-    def infer() -> None:
+    def infer(inputs: torch.Tensor = x) -> None:
         with torch.inference_mode():
-            model(x)
+            model(inputs)
 
     gflops = _gflops(lambda: infer(), batch)
     infer_ms = _median_ms(infer, repeats)
+    latency_ms = _median_ms(lambda: infer(x[:1]), repeats)
     train_ms = None
     if params:
         model.train()
@@ -63,7 +64,8 @@ def _measure_model(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dic
             opt.step()
 
         train_ms = _median_ms(train_step, repeats)
-    return {"params": params, "gflops": gflops, "seq_per_s": 1000 * batch / infer_ms, "train_ms": train_ms}
+    return {"params": params, "gflops": gflops, "latency_ms": latency_ms, "seq_per_s": 1000 * batch / infer_ms,
+            "train_ms": train_ms}
 
 
 def _fmt(v: float | None, digits: int = 1) -> str:
@@ -74,38 +76,31 @@ def _fmt(v: float | None, digits: int = 1) -> str:
     return f"{v:.{digits}f}"
 
 
-def bench_grid(names: Sequence[str], repeats: int, batch: int = 8) -> str:
-    x = torch.rand(batch, 10, 1, 64, 64)
+def _bench_table(names: Sequence[str], x: torch.Tensor, repeats: int, flop_digits: int, **context: int) -> str:
+    """One row per model: size, FLOPs, latency of one sequence, batch throughput, training step."""
+    batch, t = x.shape[0], x.shape[1]
     lines = [
-        "| model | params | GFLOPs/seq | inference seq/s (batch 8) | train step ms (batch 8) |",
-        "|---|---:|---:|---:|---:|",
+        f"| model | params | GFLOPs/seq | latency ms (1 seq) | inference seq/s (batch {batch}) | train step ms (batch {batch}) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name in names:
         try:
             torch.manual_seed(0)
-            model = create_model(name, in_channels=1, t_in=10, t_out=10)
+            model = create_model(name, in_channels=1, t_in=t, t_out=t, **context)
             r = _measure_model(model, x, repeats)
-            lines.append(f"| {name} | {r['params']:,} | {_fmt(r['gflops'], 2)} | {_fmt(r['seq_per_s'])} | {_fmt(r['train_ms'])} |")
+            lines.append(f"| {name} | {r['params']:,} | {_fmt(r['gflops'], flop_digits)} | {_fmt(r['latency_ms'])} | "
+                         f"{_fmt(r['seq_per_s'])} | {_fmt(r['train_ms'])} |")
         except Exception as err:  # one failing model must not hide the others
-            lines.append(f"| {name} | failed: {type(err).__name__}: {str(err)[:80]} | | | |")
+            lines.append(f"| {name} | failed: {type(err).__name__}: {str(err)[:80]} | | | | |")
     return "\n".join(lines)
+
+
+def bench_grid(names: Sequence[str], repeats: int, batch: int = 8) -> str:
+    return _bench_table(names, torch.rand(batch, 10, 1, 64, 64), repeats, 2)
 
 
 def bench_sensor(names: Sequence[str], repeats: int, batch: int = 8, num_nodes: int = 207) -> str:
-    x = torch.rand(batch, 12, num_nodes, 1)
-    lines = [
-        f"| model | params | GFLOPs/seq | inference seq/s (batch {batch}) | train step ms (batch {batch}) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name in names:
-        try:
-            torch.manual_seed(0)
-            model = create_model(name, in_channels=1, t_in=12, t_out=12, num_nodes=num_nodes)
-            r = _measure_model(model, x, repeats)
-            lines.append(f"| {name} | {r['params']:,} | {_fmt(r['gflops'], 3)} | {_fmt(r['seq_per_s'])} | {_fmt(r['train_ms'])} |")
-        except Exception as err:
-            lines.append(f"| {name} | failed: {type(err).__name__}: {str(err)[:80]} | | | |")
-    return "\n".join(lines)
+    return _bench_table(names, torch.rand(batch, 12, num_nodes, 1), repeats, 3, num_nodes=num_nodes)
 
 
 def _attention_cost(attn: SpacetimeAttention, x: torch.Tensor, repeats: int, weights: bool = False) -> tuple[float, float]:

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
         table = bench_models.main(quick)
         if write:
             command = "python benchmarks/bench_models.py" + (" --quick" if args.quick else "")
-            write_section("models", "## Model speed\n\n" + stamp(command) + "\n" + table)
+            header, _, rest = table.partition("\n")
+            write_section("models", f"{header}\n\n{stamp(command)}{rest}")
     for suite in args.suites:
         print(run_benchmarks(suite, budget=args.budget, quick=args.quick, write=write), flush=True)
 

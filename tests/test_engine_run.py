@@ -49,6 +49,7 @@ def test_grid_train_evaluate_predict(tmp_path):
     assert saved["mean"]["persistence"]["mse_per_frame"] == pytest.approx(ev["mean"]["persistence"]["mse_per_frame"])
     assert (tmp_path / "run" / "figures" / "forecast_strip.png").stat().st_size > 0
     assert (tmp_path / "run" / "figures" / "forecast.gif").stat().st_size > 0
+    assert (tmp_path / "run" / "figures" / "attention.png").stat().st_size > 0  # stpnet has attention
 
     # predict on new data without ground truth: 6 frames in a file, the model takes the last 4
     frames = np.random.default_rng(1).uniform(size=(6, 1, 32, 32)).astype(np.float32)
@@ -78,6 +79,19 @@ def test_sensor_train_evaluate_predict(tmp_path):
     assert forecast.shape == (1, 4, 6, 1)
     # physical units: near the series' level, not standardised values
     assert 20 < float(np.mean(forecast)) < 80
+
+    # the same from files: a (T, N) .npy and a wide CSV table (time x sensors), written back alike
+    np.save(tmp_path / "recent.npy", history[:, :, 0])
+    np.testing.assert_allclose(predict(tmp_path / "run", tmp_path / "recent.npy"), forecast, rtol=1e-5, atol=1e-4)
+    import pandas as pd
+
+    table = pd.DataFrame(history[:, :, 0], columns=[f"s{i}" for i in range(6)],
+                         index=pd.date_range("2024-01-07", periods=20, freq="30min", name="time"))
+    table.to_csv(tmp_path / "recent.csv")
+    from_csv = predict(tmp_path / "run", tmp_path / "recent.csv", tmp_path / "forecast.csv")
+    assert from_csv.shape == forecast.shape and 20 < float(np.mean(from_csv)) < 80  # times here: tod/dow used
+    written = pd.read_csv(tmp_path / "forecast.csv")
+    assert len(written) == 4 and all(f"s{i}" in written.columns for i in range(6))
 
 
 class CrashAtEpoch(Callback):

@@ -339,7 +339,7 @@ def evaluate(
             forecasters[name] = _baseline(name, run.meta, dm)
     extra_kw = _suite_arguments(suite, dm, run.meta)
     accumulators = {name: MetricAccumulator(suite, **extra_kw) for name in forecasters}
-    sample = None
+    sample = sample_input = None
     windows = 0
     iterator = _progress(loader, limit_batches, progress, f"evaluate {model_name}")
     with torch.no_grad():
@@ -353,6 +353,7 @@ def evaluate(
                 accumulators[name].update(pred, target, mask=mask)
                 if sample is None and name == model_name:
                     sample = (run.scaler.inverse_transform(batch["x"])[0].numpy(), target[0].numpy(), pred[0].numpy())
+                    sample_input = batch["x"][:1]
             windows += batch["x"].shape[0]
     if windows == 0:
         raise ValueError(f"the {split} split of {config.data.name} holds no windows of {run.meta['t_in']}+{run.meta['t_out']} steps")
@@ -372,7 +373,14 @@ def evaluate(
         _write_json(run_dir / "eval.json", result)
         _write_text(run_dir / "eval.md", format_eval_table(result))
     if figures and sample is not None:
-        result["figures"] = [str(p) for p in _sample_figures(run_dir / "figures", run.meta["kind"], *sample)]
+        paths = _sample_figures(run_dir / "figures", run.meta["kind"], *sample)
+        if run.meta["kind"] == "grid":
+            from stpatch.analysis.attention import attention_regions, save_attention_figure
+
+            importance = attention_regions(run.module.model, sample_input)
+            if importance is not None:
+                paths.append(save_attention_figure(sample[0], importance[0], run_dir / "figures" / "attention.png"))
+        result["figures"] = [str(p) for p in paths]
     return result
 
 
@@ -449,6 +457,13 @@ def format_eval_table(result: dict) -> str:
             denom = ref[metrics[0]]
             row.append(f"{means[name][metrics[0]] / denom:.3f}" if denom else "n/a")
         lines.append(f"| {name} | " + " | ".join(row) + " |")
+    # the headline metric per lead time: errors usually grow with the horizon
+    per = result["per_horizon"]
+    leads = len(per[names[0]][metrics[0]])
+    lines += ["", f"{metrics[0]} per lead time:", "",
+              "| model | " + " | ".join(f"+{i + 1}" for i in range(leads)) + " |", "|" + " --- |" * (leads + 1)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4g}" for v in per[name][metrics[0]]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -463,6 +478,21 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 # --------------------------------------------------------------------------- predict
+
+
+_GRID_LAYOUTS = {5: "BTCHW", 4: "TCHW", 3: "THW"}
+_SENSOR_LAYOUTS = {4: "BTNC", 3: "TNC", 2: "TN"}
+
+
+def _file_layout(path: str | Path, grid: bool) -> str | None:
+    """The array layout of a ``.npy`` input, read by the checkpoint's kind (a 3-D array is THW or TNC)."""
+    if Path(path).suffix.lower() != ".npy" or not Path(path).is_file():
+        return None
+    try:
+        ndim = np.load(path, mmap_mode="r", allow_pickle=False).ndim
+    except (ValueError, OSError, EOFError):
+        return None  # read_array_file reports the corrupt file
+    return (_GRID_LAYOUTS if grid else _SENSOR_LAYOUTS).get(ndim)
 
 
 def predict(checkpoint: str | Path, data: Any, output: str | Path | None = None) -> np.ndarray:
@@ -485,7 +515,7 @@ def predict(checkpoint: str | Path, data: Any, output: str | Path | None = None)
     meta = run.meta
     grid = meta["kind"] == "grid"
     layout = "(B, T, C, H, W)" if grid else "(B, T, N, C)"
-    source = read_array_file(data) if isinstance(data, (str, Path)) else None
+    source = read_array_file(data, layout=_file_layout(data, grid)) if isinstance(data, (str, Path)) else None
     if source is not None:
         data = source
     if not isinstance(data, SpatioTemporalData):
