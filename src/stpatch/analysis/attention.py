@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stpatch.analysis.figures import _atomic_target, _frames_2d
+from stpatch.analysis.figures import _frames_2d, save_figure
 from stpatch.nn import attention_importance, capture_attention
 
 
@@ -69,9 +68,4 @@ def save_attention_figure(frames: np.ndarray, importance: np.ndarray | torch.Ten
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("attention received per spacetime patch (brighter = weighed more)", fontsize=8)
-    fig.tight_layout()
-    path, tmp = _atomic_target(path)
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

@@ -72,9 +72,14 @@ def save_forecast_strip(
         axes[r, 0].set_ylabel(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
+    """Lay out, write (to a temporary file, then rename) and close a matplotlib figure."""
     fig.tight_layout()
     path, tmp = _atomic_target(path)
-    fig.savefig(tmp, dpi=90)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
     return path
@@ -127,9 +132,4 @@ def save_sensor_plot(
         ax.set_ylabel(f"sensor {s}", fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="upper left")
     axes[-1, 0].set_xlabel("step")
-    fig.tight_layout()
-    path, tmp = _atomic_target(path)
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

@@ -275,7 +275,32 @@ class MinMaxScaler(Scaler):
         return (x - self._p("offset", x)) / self._p("scale", x) + self._p("min", x)
 
 
-class LogScaler(_MomentsMixin, Scaler):
+class _TransformThenStandardize(_MomentsMixin):
+    """A pointwise transform into other units (``_to_units`` / ``_from_units``), then optional
+    standardisation with moments of the transformed training data."""
+
+    def _fit_stats(self, chunks):
+        if self.standardize:
+            mean, std = self._moments(chunks, transform=self._to_units)
+            self.params = {"mean": mean, "std": np.where(std > 1e-8, std, 1.0)}
+        else:
+            for _ in chunks:
+                break
+            self.params = {}
+
+    def _forward(self, x):
+        y = self._to_units(x)
+        if self.standardize:
+            y = (y - self._p("mean", y)) / self._p("std", y)
+        return y
+
+    def _backward(self, y):
+        if self.standardize:
+            y = y * self._p("std", y) + self._p("mean", y)
+        return self._from_units(y)
+
+
+class LogScaler(_TransformThenStandardize, Scaler):
     """``log(x + offset)`` (``log1p`` for offset 1), optionally standardised afterwards.
 
     For non-negative, heavy-tailed values such as rain rates or counts.
@@ -308,28 +333,14 @@ class LogScaler(_MomentsMixin, Scaler):
             return torch.exp(y) - self.offset
         return np.exp(y) - self.offset
 
-    def _fit_stats(self, chunks):
-        if self.standardize:
-            mean, std = self._moments(chunks, transform=self._log)
-            self.params = {"mean": mean, "std": np.where(std > 1e-8, std, 1.0)}
-        else:
-            for _ in chunks:
-                break
-            self.params = {}
+    def _to_units(self, x):
+        return self._log(x)
 
-    def _forward(self, x):
-        y = self._log(x)
-        if self.standardize:
-            y = (y - self._p("mean", y)) / self._p("std", y)
-        return y
-
-    def _backward(self, y):
-        if self.standardize:
-            y = y * self._p("std", y) + self._p("mean", y)
+    def _from_units(self, y):
         return self._exp(y)
 
 
-class DBScaler(_MomentsMixin, Scaler):
+class DBScaler(_TransformThenStandardize, Scaler):
     """Rain rate ``R`` (mm/h) to decibels, as pysteps' ``dB_transform``: ``10 log10(R)`` where
     ``R >= threshold``, else ``zerovalue`` (default ``10 log10(threshold) - 5``); optionally
     standardised afterwards (default True, fitted on the training split).
@@ -379,24 +390,10 @@ class DBScaler(_MomentsMixin, Scaler):
         r = np.power(10.0, y / 10.0).astype(y.dtype, copy=False)
         return np.where((r >= self.threshold * (1 - 1e-6)) | np.isnan(r), r, 0.0).astype(y.dtype, copy=False)
 
-    def _fit_stats(self, chunks):
-        if self.standardize:
-            mean, std = self._moments(chunks, transform=self._db)
-            self.params = {"mean": mean, "std": np.where(std > 1e-8, std, 1.0)}
-        else:
-            for _ in chunks:
-                break
-            self.params = {}
+    def _to_units(self, x):
+        return self._db(x)
 
-    def _forward(self, x):
-        y = self._db(x)
-        if self.standardize:
-            y = (y - self._p("mean", y)) / self._p("std", y)
-        return y
-
-    def _backward(self, y):
-        if self.standardize:
-            y = y * self._p("std", y) + self._p("mean", y)
+    def _from_units(self, y):
         return self._undb(y)
 
 
