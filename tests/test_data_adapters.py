@@ -268,6 +268,20 @@ def test_gif_roundtrip(tmp_path):
         D.from_video(tmp_path / "broken.gif")
 
 
+def test_mp4_reads_with_the_video_extra(tmp_path):
+    pytest.importorskip("av", reason="MP4 needs the video extra (PyAV): pip install 'stpatch[video]'")
+    import imageio.v3 as iio
+
+    frames = np.zeros((5, 32, 48, 3), np.uint8)
+    for t in range(5):  # a bright square moving right: lossy codecs keep that much
+        frames[t, 8:24, 4 + 6 * t : 20 + 6 * t] = 255
+    iio.imwrite(tmp_path / "clip.mp4", frames, fps=5, codec="libx264")
+    d = D.from_video(tmp_path / "clip.mp4")
+    assert d.kind == "grid" and d.segments[0].shape == (5, 1, 32, 48)  # equal RGB channels -> gray
+    column_of_max = d.segments[0][:, 0].mean(axis=1).argmax(axis=1)
+    assert np.all(np.diff(column_of_max) > 0)
+
+
 # ----------------------------------------------------------------------------- predict I/O
 def test_read_array_file_npy_npz_and_errors(tmp_path):
     a = np.random.default_rng(0).random((8, 1, 4, 4)).astype(np.float32)
