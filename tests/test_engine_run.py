@@ -155,3 +155,27 @@ def test_mismatched_and_broken_checkpoints(tmp_path):
     bad["train"]["max_epoch"] = 1
     with pytest.raises(ConfigError, match="max_epoch"):
         train(bad)
+
+
+def test_weather_evaluation_scores_acc_against_the_training_climatology(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    data_dir = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (data_dir / "weather" / "era5_t2m_2019-03_uk.nc").is_file():
+        pytest.skip(f"ERA5 sample not found under {data_dir} (set STPATCH_DATA_DIR)")
+    monkeypatch.setenv("STPATCH_DATA_DIR", str(data_dir))
+    config = {
+        "data": {"name": "era5_uk_t2m", "t_in": 6, "t_out": 3, "batch_size": 16},
+        "model": {"name": "stpnet_tiny"},
+        "train": {"max_steps": 2, "seed": 0, "progress": False},
+        "run_dir": str(tmp_path / "run"),
+    }
+    train(config)
+    ev = evaluate(tmp_path / "run", baselines=["persistence", "climatology"], figures=False)
+    assert ev["suite"] == "weather"
+    for name in ("stpnet_tiny", "persistence", "climatology"):
+        assert set(ev["per_horizon"][name]) == {"lat_weighted_rmse", "lat_weighted_acc"}
+        assert len(ev["per_horizon"][name]["lat_weighted_acc"]) == 3
+    # the climatology is the reference of ACC: its own anomaly is zero, so it scores no skill
+    assert abs(ev["mean"]["climatology"]["lat_weighted_acc"]) < 1e-3 or np.isnan(ev["mean"]["climatology"]["lat_weighted_acc"])
+    assert ev["mean"]["persistence"]["lat_weighted_acc"] > 0.3

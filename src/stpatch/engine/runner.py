@@ -321,7 +321,7 @@ def evaluate(
     Writes ``eval.json`` and ``eval.md`` (and figures) into the run directory when ``write``.
     ``data`` is the user's ``SpatioTemporalData`` when the run was trained on one.
     """
-    from stpatch.metrics import MetricAccumulator, summarize
+    from stpatch.metrics import METRIC_SUITES, MetricAccumulator, summarize
 
     run = load_run(run_or_checkpoint)
     config = run.config
@@ -338,7 +338,13 @@ def evaluate(
         if name != model_name:
             forecasters[name] = _baseline(name, run.meta, dm)
     extra_kw = _suite_arguments(suite, dm, run.meta)
-    accumulators = {name: MetricAccumulator(suite, **extra_kw) for name in forecasters}
+    # ACC needs a climatology: without one from the data, the diurnal climatology of the training split
+    climatology, metric_names = None, suite
+    wants_acc = suite == "weather" or (not isinstance(suite, str) and "lat_weighted_acc" in suite)
+    if wants_acc and "climatology" not in extra_kw and "lat" in extra_kw:
+        climatology = forecasters.get("climatology") or _baseline("climatology", run.meta, dm)
+        metric_names = list(METRIC_SUITES["weather"]) if suite == "weather" else suite
+    accumulators = {name: MetricAccumulator(metric_names, **extra_kw) for name in forecasters}
     sample = sample_input = None
     windows = 0
     iterator = _progress(loader, limit_batches, progress, f"evaluate {model_name}")
@@ -348,9 +354,10 @@ def evaluate(
                 break
             target = run.scaler.inverse_transform(batch["y"])
             mask = batch.get("y_mask")
+            clim = run.scaler.inverse_transform(climatology(batch)) if climatology is not None else None
             for name, fc in forecasters.items():
                 pred = run.scaler.inverse_transform(fc(batch))
-                accumulators[name].update(pred, target, mask=mask)
+                accumulators[name].update(pred, target, mask=mask, climatology=clim)
                 if sample is None and name == model_name:
                     sample = (run.scaler.inverse_transform(batch["x"])[0].numpy(), target[0].numpy(), pred[0].numpy())
                     sample_input = batch["x"][:1]
