@@ -32,12 +32,11 @@ class ModelRow:
     per_horizon: dict = field(default_factory=dict)
 
 
-def _profile(run_dir: Path, meta: dict) -> tuple[int, float]:
-    from stpatch.engine.runner import load_run
+def _profile(run) -> tuple[int, float]:
+    """Parameters and GFLOPs per sample of a loaded run's forecaster on its own input shape."""
     from stpatch.models import profile_model
 
-    module = load_run(run_dir).module
-    model = module.model
+    model, meta = run.module.model, run.meta
     params = sum(p.numel() for p in model.parameters())
     shape = ((1, meta["t_in"], meta["in_channels"], *meta["spatial_shape"]) if meta["kind"] == "grid"
              else (1, meta["t_in"], meta["num_nodes"], meta["in_channels"]))
@@ -59,7 +58,7 @@ def _steps(run_dir: Path) -> int | None:
 
 def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> tuple[str, list[ModelRow]]:
     """Train and score every model of ``suite`` under ``budget``; the baselines on the same windows."""
-    from stpatch.engine.runner import evaluate, train
+    from stpatch.engine.runner import evaluate, load_run, train
 
     rows: list[ModelRow] = []
     baselines_done = False
@@ -78,8 +77,7 @@ def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> tuple[st
         print(f"[bench {suite.name}] training {name} for {budget}", flush=True)
         trained = train(config)
         result = evaluate(trained.run_dir, limit_batches=2 if quick else None, progress=not quick, figures=True)
-        meta = trained_meta(trained.run_dir)
-        params, gflops = _profile(trained.run_dir, meta)
+        params, gflops = _profile(load_run(trained.run_dir))
         rows.append(ModelRow(name, params, gflops, budget, _steps(trained.run_dir), result["mean"][name],
                              result["per_horizon"][name]))
         if not baselines_done:
@@ -89,12 +87,6 @@ def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> tuple[st
             windows = result["windows"]
             baselines_done = True
     return format_suite(suite, rows, windows, budget), rows
-
-
-def trained_meta(run_dir: Path) -> dict:
-    from stpatch.engine.runner import load_run
-
-    return load_run(run_dir).meta
 
 
 def _fmt(value: float) -> str:
