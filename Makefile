@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BUDGET ?= 00:20:00
 export STPATCH_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --budget $(BUDGET)
+
+# the README's data-set table is generated from the registry (a test fails when it is stale)
+docs: $(STAMP)
+	$(PY) -c "from stpatch.data.registry import write_dataset_table; write_dataset_table('README.md')"
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from stpatch.bench import SUITES, run_suite
+from stpatch.bench import SUITES, run_suite, suite_names
+from stpatch.cli import app
 
 DATA = Path(os.environ.get("STPATCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -32,3 +34,26 @@ def test_suite_smoke(name, tmp_path, monkeypatch):
             assert metric in row.mean, (row.name, metric, sorted(row.mean))
     assert "/ persistence" in table and suite.headline[0] in table
     assert (tmp_path / name / suite.models[0]["name"] / "eval.json").is_file()
+
+
+def test_suite_names_come_from_the_suite_table():
+    assert suite_names() == suite_names("all") == list(SUITES)
+    assert suite_names("los_loop") == ["los_loop"]
+    with pytest.raises(ValueError, match="unknown benchmark suite 'radar'; choose from moving_mnist, "):
+        suite_names("radar")
+
+
+def test_bench_command_offers_and_accepts_exactly_the_suite_table():
+    cli = CliRunner()
+    result = cli.invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0, result.output
+    for name in SUITES:
+        assert name in result.output
+    for stale in ("patches", "models", "radar,"):  # once offered, never in the table
+        assert stale not in result.output
+    # an unknown name stops before anything trains, naming every valid suite
+    result = cli.invoke(app, ["bench", "radar", "--quick"])
+    assert result.exit_code == 2, result.output
+    assert "unknown benchmark suite 'radar'" in result.output
+    for name in [*SUITES, "all"]:
+        assert name in result.output

@@ -361,3 +361,123 @@ def test_prediction_roundtrip_input_batch_and_forecast(tmp_path):
         np.testing.assert_allclose(ds.t2m.values, data.segments[0][-3:, 0].compute(), rtol=1e-5)
     with pytest.raises(ValueError, match="fewer than t_in = 40"):
         D.input_batch(data, 40)
+
+
+# ----------------------------------------------------------------------------- the format table
+@pytest.fixture
+def format_table():
+    """The format table, restored after the test (tests register throwaway formats in it)."""
+    from stpatch.data.adapters import formats
+
+    saved = dict(formats.FORMATS)
+    yield formats
+    formats.FORMATS.clear()
+    formats.FORMATS.update(saved)
+
+
+def test_register_format_adds_a_reader_and_a_writer(tmp_path, format_table):
+    from stpatch.data.adapters import array_reader, register_format
+
+    a = np.arange(12, dtype=float).reshape(4, 3)
+    np.savetxt(tmp_path / "x.dat", a)
+    with pytest.raises(ValueError, match=r"unsupported file type '\.dat'; known: NumPy array \(\.npy\)"):
+        D.read_array_file(tmp_path / "x.dat")
+
+    def save_text(tmp, forecast):
+        np.savetxt(tmp, forecast.array.reshape(forecast.steps, -1))
+
+    fmt = register_format(".DAT", reader=array_reader(np.loadtxt), writer=save_text, name="text array")
+    assert fmt.suffixes == (".dat",) and format_table.FORMATS[".dat"] is fmt
+    d = D.read_array_file(tmp_path / "x.dat")  # 2-D: (T, N) by default
+    assert d.kind == "sensor" and d.segments[0].shape == (4, 3, 1)
+    np.testing.assert_array_equal(d.segments[0][:, :, 0], a)
+    assert d.attrs["source_file"] == str(tmp_path / "x.dat")
+    g = D.read_array_file(tmp_path / "x.dat", layout="TN", null_value=0, channels=["speed"])  # to from_numpy
+    assert g.null_value == 0 and g.channels == ["speed"]
+    out = D.write_forecast(tmp_path / "fc.dat", np.ones((2, 3, 1)))
+    np.testing.assert_array_equal(np.loadtxt(out), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"unsupported forecast format '\.xyz'; known: .*text array \(\.dat\)"):
+        D.write_forecast(tmp_path / "f.xyz", a[:, :, None])
+    # a suffix is claimed once, unless replaced on purpose
+    with pytest.raises(ValueError, match=r"\['\.csv'\] already read/written as CSV; pass replace=True"):
+        register_format(".csv", reader=array_reader(np.loadtxt))
+    with pytest.raises(ValueError, match="a reader or a writer"):
+        register_format(".abc")
+    register_format(".csv", reader=array_reader(np.loadtxt), replace=True)
+    np.savetxt(tmp_path / "y.csv", a)
+    assert D.read_array_file(tmp_path / "y.csv").segments[0].shape == (4, 3, 1)
+
+
+def test_format_table_is_restored_and_lists_the_built_in_formats():
+    from stpatch.data.adapters import FORMATS
+
+    assert ".dat" not in FORMATS and FORMATS[".csv"].name == "CSV"
+    reads = {".npy", ".npz", ".nc", ".nc4", ".cdf", ".zarr", ".grib", ".grb", ".grib2", ".csv", ".gif", ".mp4"}
+    assert reads <= {s for s, f in FORMATS.items() if f.reader is not None}
+    assert {s for s, f in FORMATS.items() if f.writer is not None} >= {".npy", ".npz", ".nc", ".csv"}
+    assert FORMATS[".csv"].kind_hint == "sensor" and FORMATS[".gif"].kind_hint == "grid"
+
+
+@pytest.mark.parametrize(
+    "shape, kind, seg_shape, data_kind",
+    [
+        ((6, 4, 5), "grid", (6, 1, 4, 5), "grid"),  # THW
+        ((6, 4, 5), "sensor", (6, 4, 5), "sensor"),  # TNC
+        ((6, 4, 5), None, (6, 1, 4, 5), "grid"),  # THW, as before the kind existed
+        ((2, 6, 4, 5), "sensor", (6, 4, 5), "sensor"),  # BTNC
+        ((2, 6, 4, 5), "grid", (2, 6, 4, 5), "grid"),  # TCHW
+        ((6, 4), "grid", (6, 4, 1), "sensor"),  # no grid layout has 2 dims: read as TN, the caller sees sensors
+    ],
+)
+def test_read_array_file_guesses_the_layout_for_the_kind(tmp_path, shape, kind, seg_shape, data_kind):
+    a = np.zeros(shape, np.float32)
+    np.save(tmp_path / "x.npy", a)
+    np.savez(tmp_path / "x.npz", x=a)
+    for name in ("x.npy", "x.npz"):
+        d = D.read_array_file(tmp_path / name, kind=kind)
+        assert d.kind == data_kind and d.segments[-1].shape == seg_shape
+
+
+def test_default_layout_and_bad_kind(tmp_path):
+    from stpatch.data.adapters import default_layout
+
+    assert [default_layout(n, "grid") for n in (5, 4, 3)] == ["BTCHW", "TCHW", "THW"]
+    assert [default_layout(n, "sensor") for n in (4, 3, 2)] == ["BTNC", "TNC", "TN"]
+    assert default_layout(1, "grid") is None and default_layout(6) is None
+    np.save(tmp_path / "x.npy", np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"kind should be one of \('grid', 'sensor'\) or None, got 'video'"):
+        D.read_array_file(tmp_path / "x.npy", kind="video")
+    # formats that know their own layout ignore the kind (the caller compares the kinds)
+    write_sensor_files(tmp_path)
+    assert D.read_array_file(tmp_path / "wide.csv", kind="grid").kind == "sensor"
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+def test_a_folder_of_no_known_suffix_is_read_as_zarr(tmp_path):
+    pytest.importorskip("zarr")
+    ds = make_field(with_nan=False)
+    ds.to_zarr(tmp_path / "store")
+    d = D.read_array_file(tmp_path / "store")
+    assert d.kind == "grid" and d.segments[0].shape == (30, 2, 5, 6)
+
+
+def test_write_forecast_is_atomic(tmp_path, format_table):
+    from stpatch.data.adapters import register_format
+
+    out = D.write_forecast(tmp_path / "f.npy", np.ones((2, 4, 1)))
+    D.write_forecast(out, np.full((2, 4, 1), 3.0))  # replaced in place
+    np.testing.assert_array_equal(np.load(out), np.full((2, 4, 1), 3.0))
+
+    def crash(tmp, forecast):
+        tmp.write_bytes(b"half of a file")
+        raise RuntimeError("disk full")
+
+    register_format(".half", writer=crash)
+    (tmp_path / "g.half").write_text("the previous forecast")
+    with pytest.raises(RuntimeError, match="disk full"):
+        D.write_forecast(tmp_path / "g.half", np.ones((2, 4, 1)))
+    assert (tmp_path / "g.half").read_text() == "the previous forecast"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy", "g.half"]  # no temporary file left
+    with pytest.raises(ValueError, match=r"CSV output is for sensor data \(T, N, C\); write grid data as \.npy, \.npz"):
+        D.write_forecast(tmp_path / "g.csv", np.ones((2, 1, 3, 3)))
+    assert not (tmp_path / "g.csv").exists()

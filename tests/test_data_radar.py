@@ -1,15 +1,18 @@
-"""Radar rain rates from the pysteps example data (MeteoSwiss GIF, FMI PGM), with a cache."""
+"""Radar rain rates from the pysteps example data (MeteoSwiss GIF, FMI PGM, RMI HDF5), with a cache;
+the multi-source radar_mix set and the training augmentations."""
 
 from __future__ import annotations
 
-import gzip
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 import stpatch.data as D
-from stpatch.data.radar import block_mean, radar_transform, rainrate, read_fmi_pgm
+from stpatch.data.augment import augment_batch, check_augment
+from stpatch.data.radar import block_mean, radar_transform, rainrate
 
 try:
     from data_helpers import DATA_DIR, require
@@ -116,7 +119,7 @@ def test_mch_bad_options_and_missing_event(tmp_path, cache):
     bad = tmp_path / "radar/mch/20150515"
     bad.mkdir(parents=True)
     (bad / "AQC151351545F_00005.801.gif").write_bytes(b"GIF89a not a radar image")
-    with pytest.raises(ValueError, match=r"AQC151351545F_00005\.801\.gif: cannot decode the radar MCH file"):
+    with pytest.raises(ValueError, match=r"AQC151351545F_00005\.801\.gif: cannot decode the radar file with the pysteps importer 'mch_gif'"):
         D.load("radar_mch", data_dir=tmp_path, events="20150515", cache=False)
 
 
@@ -131,23 +134,119 @@ def test_fmi_small_load(cache):
     assert dm.ranges["test"] == [(1, 0, 17)] and dm.ranges["val"] == [(0, 9, 17)]
 
 
-def test_fmi_fallback_reader_matches_pysteps(tmp_path):
+def test_fmi_values_are_pysteps_importer_values(cache):
+    """The hand-written PGM reader is gone: FMI frames are pysteps' importer + to_rainrate, unchanged."""
+    pytest.importorskip("pyproj")
+    from pysteps.io import import_fmi_pgm
+    from pysteps.utils import to_rainrate
+
     path = (
         require("radar/fmi/20160928")
         / "radar/fmi/20160928/201609281445_fmi.radar.composite.lowest_FIN_SUOMI1.pgm.gz"
     )
-    dbz, meta = read_fmi_pgm(path)
+    dbz, _, meta = import_fmi_pgm(str(path), gzipped=True)
     assert dbz.shape == (1226, 760) and np.nanmin(dbz) == -32.0 and np.isnan(dbz).any()
-    try:
-        import pyproj  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        from pysteps.io import import_fmi_pgm
+    ref, _ = to_rainrate(dbz, meta)
+    d = D.load("radar_fmi", data_dir=DATA_DIR, cache=False, events="20160928", max_frames=1, downsample=1, crop=None)
+    np.testing.assert_array_equal(d.segments[0][0, 0], ref.astype(np.float32))
+    np.testing.assert_array_equal(d.mask[0][0, 0], ~np.isnan(ref))
 
-        ref, _, _ = import_fmi_pgm(str(path), gzipped=True)
-        np.testing.assert_array_equal(np.isnan(ref), np.isnan(dbz))
-        np.testing.assert_allclose(ref[~np.isnan(ref)], dbz[~np.isnan(dbz)])
-    (tmp_path / "bad.pgm.gz").write_bytes(gzip.compress(b"P5 not really")[:10])
-    with pytest.raises(ValueError, match=r"bad\.pgm\.gz: cannot decode the FMI PGM composite"):
-        read_fmi_pgm(tmp_path / "bad.pgm.gz")
+
+# ----------------------------------------------------------------------------- radar_mix
+MIX = dict(downsample=8, crop=32, max_frames=20)
+
+
+@pytest.fixture(scope="module")
+def mix(cache):
+    require("radar/mch", "radar/fmi", "radar/rmi/20210704")
+    pytest.importorskip("pyproj")
+    pytest.importorskip("h5py")
+    return D.load("radar_mix", data_dir=DATA_DIR, cache_dir=cache, **MIX)
+
+
+def test_radar_mix_splits_hold_out_the_test_events(mix, cache):
+    roles = mix.attrs["roles"]
+    assert roles == {
+        "train": ["mch:20150515", "fmi:20160928", "rmi:20210704"],
+        "val": ["mch:20160711"],
+        "test": ["mch:20170131", "fmi:20170509"],
+    }
+    assert mix.attrs["events"] == roles["train"] + roles["val"] + roles["test"]
+    assert mix.num_segments == 6 and all(s.shape == (20, 1, 32, 32) for s in mix.segments)
+    assert mix.attrs["suite"] == "radar" and mix.coords is None  # one projection per source
+    dm = D.make_datamodule(mix, t_in=4, t_out=4, batch_size=2)
+    dm.setup()
+    used = {role: {seg for seg, _, _ in dm.ranges[role]} for role in ("train", "val", "test")}
+    assert used == {"train": {0, 1, 2}, "val": {3}, "test": {4, 5}}
+    assert isinstance(dm.scaler, D.DBScaler)
+    # the test events are the very frames radar_mch / radar_fmi test on (same reader, same cache)
+    mch = D.load("radar_mch", data_dir=DATA_DIR, cache_dir=cache, events="20170131", **MIX)
+    np.testing.assert_array_equal(mix.segments[4], mch.segments[0])
+    np.testing.assert_array_equal(mix.times[5][:2], np.array(["2017-05-09T10:45", "2017-05-09T10:50"], "datetime64[ns]"))
+    # RMI's 700x700 at 1 km: the same 8x block mean and centre crop as the others
+    assert np.nanmax(mix.segments[2]) > 1 and np.isnan(mix.segments[2]).sum() < mix.segments[2].size
+
+
+def test_radar_mix_one_source_test_and_bad_roles(mix, cache):
+    one = D.load("radar_mix", data_dir=DATA_DIR, cache_dir=cache, test_events=["mch:20170131"], **MIX)
+    assert one.attrs["roles"]["train"] == mix.attrs["roles"]["train"]  # trains exactly as the default
+    assert one.attrs["roles"]["test"] == ["mch:20170131"] and "fmi:20170509" not in one.attrs["events"]
+    assert one.info.default_split == {"train": [0, 1, 2], "val": [3], "test": [4]}
+    from stpatch.data.sets.radar_mix import mix_roles
+
+    with pytest.raises(ValueError, match=r"test_events \['mch:20990101'\] are not events .*known events: mch:20150515"):
+        mix_roles(test_events=["mch:20990101"])
+    with pytest.raises(ValueError, match=r"\['mch:20160711'\] would be in both val and test"):
+        mix_roles(test_events=["mch:20160711"])
+    with pytest.raises(ValueError, match=r"no val event among the sources \['fmi', 'rmi'\].*val_events="):
+        mix_roles(sources=["fmi", "rmi"])
+    roles = mix_roles(sources=["fmi", "rmi"], val_events=["rmi:20210704"])
+    assert roles == {"train": ["fmi:20160928"], "val": ["rmi:20210704"], "test": ["fmi:20170509"]}
+
+
+# ----------------------------------------------------------------------------- augmentation
+def _batch(seed=0, b=4):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 3, 1, 8, 8, generator=g)
+    return {"x": x, "y": x.clone(), "x_mask": x > 0.3, "y_mask": x > 0.3, "index": torch.arange(b),
+            "tod": torch.zeros(b, 3)}
+
+
+def _d4(a: torch.Tensor) -> list[torch.Tensor]:
+    rots = [torch.rot90(a, k, dims=(-2, -1)) for k in range(4)]
+    return rots + [torch.flip(r, dims=(-1,)) for r in rots]
+
+
+def test_augment_keeps_inputs_and_targets_consistent_and_is_seeded():
+    batch = _batch()
+    out = augment_batch(batch, ("rot90", "flip"), seed=3, epoch=1)
+    assert torch.equal(out["x"], out["y"]) and torch.equal(out["x_mask"], out["y_mask"])  # same transform
+    assert torch.equal(out["x_mask"], out["x"] > 0.3) and torch.equal(out["tod"], batch["tod"])
+    for b in range(4):  # each window is a whole-field rotation/flip of itself
+        assert any(torch.equal(out["x"][b], c) for c in _d4(batch["x"][b]))
+    again = augment_batch(batch, ("rot90", "flip"), seed=3, epoch=1)
+    assert torch.equal(again["x"], out["x"])  # reproducible
+    big = _batch(b=16)
+    first = augment_batch(big, ("rot90", "flip"), seed=3, epoch=0)["x"]
+    assert any(not torch.equal(augment_batch(big, ("rot90", "flip"), seed=3, epoch=e)["x"], first) for e in (1, 2))
+    assert torch.equal(augment_batch(batch, (), 0, 0)["x"], batch["x"])
+
+
+def test_augment_applies_to_training_batches_only():
+    frames = np.random.default_rng(0).gamma(0.5, 2.0, (30, 1, 8, 8)).astype(np.float32)
+    dm = D.make_datamodule(D.from_numpy(frames, layout="TCHW"), t_in=3, t_out=3, batch_size=4,
+                           split=(0.6, 0.2, 0.2), augment=["rot90", "flip"])
+    batch = next(iter(dm.train_dataloader()))
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0)
+    trained = dm.on_before_batch_transfer(batch, 0)
+    assert not torch.equal(trained["x"], batch["x"])  # 4 windows: some draw is not the identity
+    dm.trainer = SimpleNamespace(training=False, current_epoch=0)  # validating, testing, predicting
+    assert dm.on_before_batch_transfer(batch, 0) is batch
+    assert D.make_datamodule(D.from_numpy(frames, layout="TCHW"), t_in=3, t_out=3, split=(0.6, 0.2, 0.2)).augment == ()
+    with pytest.raises(ValueError, match=r"unknown augmentation\(s\) \['shear'\]; choose from \['rot90', 'flip'\]"):
+        check_augment(["shear"], "grid", (8, 8))
+    with pytest.raises(ValueError, match="rot90' needs square frames, these are \\(8, 6\\)"):
+        check_augment(["rot90"], "grid", (8, 6))
+    assert check_augment("flip", "grid", (8, 6)) == ("flip",)
+    with pytest.raises(ValueError, match="this data is sensor data"):
+        check_augment(["flip"], "sensor", (5,))

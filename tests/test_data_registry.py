@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import stpatch.data as D
-from stpatch.data.registry import _fetch
+from stpatch.data import sets
+from stpatch.data.registry import _fetch, dataset_table, families
 
 try:
     from data_helpers import DATA_DIR, require
 except ImportError:  # tests/ imported as a package
     from tests.data_helpers import DATA_DIR, require
 
+# the data sets the tests below rely on; a new family needs no edit here (the union test covers it)
 ALL = ["chickenpox", "digits", "era5_uk_t2m", "los_loop", "moving_mnist", "radar_fmi", "radar_mch"]
 
 
 def test_list_and_info_entries_are_complete():
-    assert D.list_datasets() == ALL
-    for name in ALL:
+    assert set(ALL) <= set(D.list_datasets())
+    for name in D.list_datasets():
         inf = D.info(name)
         assert inf.name == name
         assert inf.kind in ("grid", "sensor")
@@ -31,9 +36,82 @@ def test_list_and_info_entries_are_complete():
         d = inf.to_dict()
         assert d["name"] == name and isinstance(d["metrics"], list)
     assert D.info("moving_mnist").metrics == ("mse_per_frame", "mae_per_frame", "ssim", "psnr")
-    assert "csi@1mm/h" in D.info("radar_mch").metrics
-    assert D.info("era5_uk_t2m").metrics == ("lat_weighted_rmse", "acc")
+    assert "csi@1.0" in D.info("radar_mch").metrics
+    assert D.info("era5_uk_t2m").metrics == ("lat_weighted_rmse", "lat_weighted_acc")
     assert D.info("los_loop").metrics == ("masked_mae", "masked_rmse", "masked_mape")
+
+
+def test_every_family_module_registers_and_the_registry_is_their_union():
+    modules = [m.name for m in pkgutil.iter_modules(sets.__path__) if not m.name.startswith("_")]
+    assert set(modules) == set(families())
+    union = set()
+    for name in modules:
+        module = importlib.import_module(f"stpatch.data.sets.{name}")
+        declared = {entry.name for entry, _ in module.DATASETS}
+        assert declared, f"sets.{name} declares no data set"
+        assert set(families()[name]) == declared
+        for entry, loader in module.DATASETS:
+            assert D.info(entry.name) is entry and callable(loader)
+        assert not declared & union, f"sets.{name} declares a name another family has"
+        union |= declared
+    assert sorted(union) == D.list_datasets()
+
+
+def test_readme_table_is_the_generated_one():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip(f"{readme} not found (tests run outside the source tree)")
+    text = readme.read_text()
+    start, end = "<!-- datasets:table -->\n", "\n<!-- /datasets:table -->"
+    assert start in text and end in text, "README.md lost its data-set table markers"
+    block = text[text.index(start) + len(start) : text.index(end)]
+    builtin = sorted(n for names in families().values() for n in names)
+    assert block == dataset_table("markdown", names=builtin), (
+        "README.md's data-set table is stale: run `make docs` (stpatch.data.registry.write_dataset_table)"
+    )
+
+
+def test_write_dataset_table_replaces_only_the_block(tmp_path):
+    from stpatch.data.registry import write_dataset_table
+
+    page = tmp_path / "README.md"
+    page.write_text("intro\n<!-- datasets:table -->\nold\n<!-- /datasets:table -->\noutro\n")
+    assert write_dataset_table(page, names=["los_loop"]) is True
+    text = page.read_text()
+    assert text.startswith("intro\n<!-- datasets:table -->\n| name |") and text.endswith("<!-- /datasets:table -->\noutro\n")
+    assert "old" not in text and "`los_loop`" in text
+    assert write_dataset_table(page, names=["los_loop"]) is False  # unchanged the second time
+    page.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        write_dataset_table(page)
+
+
+def test_dataset_table_formats():
+    md = dataset_table("markdown", names=["los_loop"]).splitlines()
+    assert md[0] == "| name | field | source | sample shape | split | metrics | baselines |"
+    assert md[2].startswith("| `los_loop` | sensor | L. Zhao") and "`masked_mape`" in md[2]
+    text = dataset_table("text")
+    assert text.splitlines()[0].startswith("name") and text.splitlines()[0].endswith("baselines")
+    assert all(name in text for name in D.list_datasets())
+    with pytest.raises(ValueError, match="format"):
+        dataset_table("html")
+
+
+def test_old_module_paths_still_import():
+    from stpatch.data import catalog, moving, radar, sensors, weather
+    from stpatch.data.sets import graph, traffic
+    from stpatch.data.sets import moving as moving_set
+    from stpatch.data.sets import radar as radar_set
+    from stpatch.data.sets import weather as weather_set
+
+    assert moving.load_moving_mnist is moving_set.load_moving_mnist
+    assert moving.sklearn_digit_images is moving_set.sklearn_digit_images
+    assert radar.load_radar is radar_set.load_radar and radar.RADAR_EVENTS["mch"][0] == "20150515"
+    assert weather.load_era5_uk_t2m is weather_set.load_era5_uk_t2m
+    assert sensors.load_los_loop is traffic.load_los_loop and sensors.load_chickenpox is graph.load_chickenpox
+    assert catalog.ERA5 is D.info("era5_uk_t2m") and catalog.MOVING_MNIST is D.info("moving_mnist")
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        radar.nope  # noqa: B018
 
 
 def test_unknown_name_and_option():
@@ -53,7 +131,7 @@ def test_download_urls_and_checksums_are_declared():
             sums[f"mnist/{f}"] = s
         for rel, s in sums.items():
             assert mm[rel][1] == s
-    for name in ALL:
+    for name in D.list_datasets():
         for rel, spec in D.info(name).urls.items():
             urls = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
             assert all(u.startswith(("http://", "https://")) for u in urls), rel
@@ -195,10 +273,21 @@ def test_mnist_idx_matches_official_md5():
     assert labels.shape == (60000,) and labels.max() == 9
 
 
+def local_set(monkeypatch, name, urls, after_download=None):
+    """Register a throwaway data set with local URLs for the length of one test."""
+    from stpatch.data import registry
+
+    entry = D.DatasetInfo(
+        name=name, kind="sensor", field="sensor", description="test", source="local", urls=urls
+    )
+    monkeypatch.setitem(registry._REGISTRY, name, (entry, lambda data_dir, info: None))
+    if after_download is not None:
+        monkeypatch.setitem(registry._AFTER_DOWNLOAD, name, after_download)
+    return entry
+
+
 def test_download_with_local_urls(tmp_path, monkeypatch):
     import zipfile
-
-    from stpatch.data import registry
 
     src = tmp_path / "src"
     src.mkdir()
@@ -206,24 +295,38 @@ def test_download_with_local_urls(tmp_path, monkeypatch):
     with zipfile.ZipFile(src / "repo.zip", "w") as z:
         z.writestr("repo-master/radar/x/20200101/f1.gif", b"GIF")
         z.writestr("repo-master/other/ignored.txt", b"no")
-    entry = D.DatasetInfo(
-        name="tmp_set",
-        kind="sensor",
-        field="sensor",
-        description="test",
-        source="local",
-        urls={
-            "t/a.csv": (
-                ("file:///nonexistent/a.csv", (src / "a.csv").as_uri()),
-                hashlib.sha256(b"1,2\n").hexdigest(),
-            ),
-            "radar/x/": ((src / "repo.zip").as_uri(), None),
-            "t/optional.bin": ("file:///nonexistent/o.bin", None, "optional"),
-        },
-    )
-    monkeypatch.setitem(registry._REGISTRY, "tmp_set", (entry, lambda data_dir, info: None))
+    urls = {
+        "t/a.csv": (
+            ("file:///nonexistent/a.csv", (src / "a.csv").as_uri()),
+            hashlib.sha256(b"1,2\n").hexdigest(),
+        ),
+        "radar/x/": ((src / "repo.zip").as_uri(), None),
+        "t/optional.bin": ("file:///nonexistent/o.bin", None, "optional"),
+    }
+    local_set(monkeypatch, "tmp_set", urls)
     out = D.download("tmp_set", data_dir=tmp_path / "data")
     assert (tmp_path / "data/t/a.csv").read_text() == "1,2\n"
     assert (tmp_path / "data/radar/x/20200101/f1.gif").read_bytes() == b"GIF"
     assert not (tmp_path / "data/other").exists() and len(out) == 2
     assert D.download("tmp_set", data_dir=tmp_path / "data")  # present: kept, no error
+
+
+def test_download_runs_the_after_download_step(tmp_path, monkeypatch):
+    from stpatch.data import registry
+
+    src = tmp_path / "a.csv"
+    src.write_text("1\n")
+    calls = []
+
+    def after(info, data_dir):
+        calls.append((info.name, data_dir))
+        return [data_dir / "t/converted.nc"]
+
+    local_set(monkeypatch, "tmp_hooked", {"t/a.csv": (src.as_uri(), None)}, after_download=after)
+    out = D.download("tmp_hooked", data_dir=tmp_path / "data")
+    assert calls == [("tmp_hooked", tmp_path / "data")]
+    assert out == [tmp_path / "data/t/a.csv", tmp_path / "data/t/converted.nc"]
+    from stpatch.data.sets import weather
+
+    assert registry._AFTER_DOWNLOAD["era5_uk_t2m"] is weather.after_download
+    assert weather.after_download(D.info("era5_uk_t2m"), tmp_path / "empty") == []  # nothing to convert

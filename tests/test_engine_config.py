@@ -77,3 +77,92 @@ def test_shipped_configs_are_valid():
         assert set(config.eval.baselines) <= set(list_models()), path.name
     # a shipped name works without its folder
     assert load_config("los_loop_linear.yaml").model["name"] == "linear"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"model": {"name": "convlstm", "hiden": 8}},
+         r"unknown option\(s\) model.hiden for model 'convlstm'; valid options: .*hidden"),
+        ({"model": {"name": "stpnet_sensr"}}, r"model.name 'stpnet_sensr' is not a registered model; available models: .*stpnet_sensor"),
+        ({"train": {"scheduler": "step"}}, "train.scheduler must be one of cosine, none, got 'step'"),
+        ({"eval": {"suite": "vidoe"}}, r"eval.suite 'vidoe' is not a metric suite; valid suites: video, sensor, .*precip"),
+        ({"eval": {"suite": ["rmse", "csi@1.0", "rmsee"]}}, r"unknown metric\(s\) 'rmsee'; known metrics: .*ssim"),
+        ({"eval": {"baselines": ["persistence", "persistance"]}},
+         r"eval.baselines: 'persistance' not registered model\(s\); available models: .*persistence"),
+    ],
+)
+def test_names_are_checked_against_their_tables(values, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(values)
+
+
+@pytest.fixture
+def signature_model():
+    """A registered model whose constructor names its options (no ``**kwargs``)."""
+    from stpatch.models import Persistence, register_model
+    from stpatch.models.registry import _REGISTRY
+
+    @register_model("tmp_config_model", kind="grid")
+    def tmp_config_model(in_channels=1, t_in=1, t_out=1, *, dim=8, depth=2):
+        return Persistence(in_channels, t_in, t_out)
+
+    yield "tmp_config_model"
+    _REGISTRY.pop("tmp_config_model")
+
+
+def test_model_options_are_checked_against_the_constructor(tmp_path, signature_model):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model: {{name: {signature_model}, dim: 4}}\n")
+    assert load_config(path, ["model.depth=3"]).model == {"name": signature_model, "dim": 4, "depth": 3}
+    with pytest.raises(ConfigError, match=rf"model.dimm for model '{signature_model}'; valid options: .*depth, dim,"):
+        load_config(path, ["model.dimm=3"])
+    # a constructor that takes **kwargs takes any option (it checks them when built)
+    assert config_from_dict({"model": {"name": "stpnet", "anything": 1}}).model["anything"] == 1
+
+
+def test_suites_and_baselines_that_exist_are_accepted():
+    config = config_from_dict({"eval": {"suite": ["csi@1.0", "fss@1.0/8px", "mae_per_pixel", "csi"],
+                                        "baselines": ["persistence", "climatology"]}})
+    assert config.eval.suite[1] == "fss@1.0/8px"
+    for suite in ("video", "sensor", "weather", "precip", None):
+        assert config_from_dict({"eval": {"suite": suite}}).eval.suite == suite
+
+
+def test_losses_and_schedulers_come_from_one_table(monkeypatch):
+    """The names the config accepts are those the module builds, and a new entry works in both."""
+    import torch
+
+    from stpatch.engine import losses
+    from stpatch.engine.module import ForecastModule, masked_loss
+
+    pred, target = torch.tensor([1.0, 4.0, 0.0]), torch.tensor([0.0, 1.0, 5.0])
+    mask = torch.tensor([True, True, False])
+    assert masked_loss(pred, target, mask, "mse").item() == 5.0 and masked_loss(pred, target, None, "mae").item() == 3.0
+    with pytest.raises(ValueError, match="loss must be one of mse, mae, huber"):
+        masked_loss(pred, target, None, "l7")
+    monkeypatch.setitem(losses.LOSSES, "cube", lambda p, t: (p - t).abs() ** 3)
+    assert config_from_dict({"train": {"loss": "cube"}}).train.loss == "cube"
+    assert masked_loss(pred, target, mask, "cube").item() == 14.0
+
+    meta = {"kind": "grid", "in_channels": 1, "t_in": 2, "t_out": 1}
+    module = ForecastModule({"name": "linear"}, meta, {"scheduler": "none", "lr": 0.1})
+    assert isinstance(module.configure_optimizers(), torch.optim.AdamW)
+    module = ForecastModule({"name": "linear"}, meta, {"scheduler": "cosine", "max_time": "00:01:00"})
+    schedule = module.configure_optimizers()["lr_scheduler"]
+    assert isinstance(schedule["scheduler"], torch.optim.lr_scheduler.LambdaLR) and schedule["interval"] == "step"
+    monkeypatch.setitem(losses.SCHEDULERS, "flat", lambda module, optimizer: None)
+    assert config_from_dict({"train": {"scheduler": "flat"}}).train.scheduler == "flat"
+    module = ForecastModule({"name": "linear"}, meta, {"scheduler": "flat"})
+    assert isinstance(module.configure_optimizers(), torch.optim.AdamW)
+
+
+def test_save_config_round_trip_is_atomic(tmp_path):
+    from stpatch.engine.config import save_config
+
+    config = config_from_dict({"model": {"name": "linear"}, "train": {"lr": 0.5}})
+    path = tmp_path / "config.yaml"
+    path.write_text("old")
+    save_config(config, path)
+    assert load_config(path) == config
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temporary file left

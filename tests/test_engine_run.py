@@ -179,3 +179,21 @@ def test_weather_evaluation_scores_acc_against_the_training_climatology(tmp_path
     # the climatology is the reference of ACC: its own anomaly is zero, so it scores no skill
     assert abs(ev["mean"]["climatology"]["lat_weighted_acc"]) < 1e-3 or np.isnan(ev["mean"]["climatology"]["lat_weighted_acc"])
     assert ev["mean"]["persistence"]["lat_weighted_acc"] > 0.3
+
+
+def test_metrics_csv_set_aside_twice_keeps_all_rows_oldest_first(tmp_path):
+    """A resume interrupted before joining its CSV, then resumed again, loses no rows and keeps their order."""
+    import pandas as pd
+
+    from stpatch.engine.training import _join_csv, _set_aside
+
+    current = tmp_path / "metrics.csv"
+    pd.DataFrame({"step": [0, 1]}).to_csv(current, index=False)
+    aside = _set_aside(current)                      # first resume sets the original rows aside
+    pd.DataFrame({"step": [2, 3]}).to_csv(current, index=False)  # ...and is interrupted after writing more
+    aside = _set_aside(current)                      # second resume
+    assert not current.exists()
+    pd.DataFrame({"step": [4]}).to_csv(current, index=False)
+    _join_csv(aside, current)
+    assert pd.read_csv(current)["step"].tolist() == [0, 1, 2, 3, 4]
+    assert not aside.exists()

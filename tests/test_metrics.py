@@ -16,10 +16,13 @@ from stpatch.metrics import (
     csi,
     far,
     fss,
+    get_metric,
     horizon_table,
+    is_metric,
     lat_weighted_acc,
     lat_weighted_rmse,
     lat_weights,
+    list_metrics,
     mae_per_frame,
     mae_per_pixel,
     masked_mae,
@@ -29,10 +32,13 @@ from stpatch.metrics import (
     mse_per_pixel,
     pod,
     psnr,
+    register_metric,
+    register_suite,
     rmse,
     rmse_per_frame,
     ssim,
     summarize,
+    unregister_metric,
 )
 
 
@@ -355,7 +361,8 @@ def test_suite_names():
     with pytest.raises(ValueError, match="lat"):
         compute_metrics(rain, rain, "weather", climatology=clim)
     with pytest.raises(ValueError, match="unknown metric suite"):
-        MetricAccumulator("radar")
+        MetricAccumulator("rader")
+    assert list(compute_metrics(rain, rain, "radar")) == ["csi@1.0", "csi@5.0", "fss@1.0/8px", "mae_per_pixel"]
     with pytest.raises(ValueError, match="unknown metric"):
         MetricAccumulator(["msee"])
 
@@ -420,3 +427,145 @@ def test_errors():
     acc.update(torch.rand(1, 2, 1, 8, 8), torch.rand(1, 2, 1, 8, 8))
     with pytest.raises(ValueError, match="lead times"):
         acc.update(torch.rand(1, 3, 1, 8, 8), torch.rand(1, 3, 1, 8, 8))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_suites_keep_their_contents_and_every_name_resolves():
+    assert METRIC_SUITES == {
+        "video": ("mse_per_frame", "mae_per_frame", "mse_per_pixel", "mae_per_pixel", "rmse",
+                  "rmse_per_frame", "psnr", "ssim"),
+        "sensor": ("masked_mae", "masked_rmse", "masked_mape"),
+        "weather": ("lat_weighted_rmse", "lat_weighted_acc"),
+        "precip": ("csi", "pod", "far", "fss"),
+    }
+    grid = {"threshold": [1.0, 5.0], "scale": [8]}
+    for suite, names in METRIC_SUITES.items():
+        for name in names:
+            assert is_metric(name), (suite, name)
+            for ref in get_metric(name).expand(grid):
+                assert ref.complete and get_metric(ref.name) == ref
+
+
+def test_list_metrics_names_and_patterns():
+    assert list_metrics() == [
+        "mse_per_frame", "mae_per_frame", "mse_per_pixel", "mae_per_pixel", "rmse", "rmse_per_frame",
+        "psnr", "ssim", "masked_mae", "masked_rmse", "masked_mape", "lat_weighted_rmse", "lat_weighted_acc",
+        "csi@{threshold}", "pod@{threshold}", "far@{threshold}", "fss@{threshold}/{scale}px",
+    ]
+
+
+def test_get_metric_parses_parameters():
+    ref = get_metric("fss@1.0/8px")
+    assert ref.name == "fss@1.0/8px" and dict(ref.params) == {"threshold": 1.0, "scale": 8}
+    assert isinstance(ref.params["scale"], int) and ref.complete and ref.higher_is_better
+    ref = get_metric("csi@2.50")  # canonical name: the threshold as str(float)
+    assert ref.name == "csi@2.5" and dict(ref.params) == {"threshold": 2.5}
+    assert get_metric("fss@0.1/16px").params == {"threshold": 0.1, "scale": 16}
+    assert get_metric("far@1").name == "far@1.0" and not get_metric("far@1").higher_is_better
+    bare = get_metric("csi")
+    assert not bare.complete and dict(bare.params) == {}
+    assert [r.name for r in bare.expand({"threshold": [1, 2.5]})] == ["csi@1.0", "csi@2.5"]
+    assert [r.name for r in get_metric("fss").expand({"threshold": [1, 5], "scale": [2, 8]})] == [
+        "fss@1.0/2px", "fss@1.0/8px", "fss@5.0/2px", "fss@5.0/8px"]
+    plain = get_metric("rmse")
+    assert plain.complete and plain.name == "rmse" and not plain.higher_is_better
+    assert get_metric("ssim").higher_is_better and get_metric("lat_weighted_acc").higher_is_better
+    assert get_metric("psnr").metric.inputs == ("data_range",)
+    assert get_metric("masked_mape").metric.inputs == ("null_value",)
+    assert set(get_metric("lat_weighted_acc").metric.inputs) == {"lat", "climatology"}
+    assert get_metric("mse_per_frame").metric.inputs == ()
+    assert "OpenSTL" in get_metric("rmse_per_frame").metric.doc  # conventions travel with the entry
+
+
+def test_unknown_and_malformed_names():
+    with pytest.raises(ValueError, match="unknown metric 'msee'") as err:
+        get_metric("msee")
+    message = str(err.value)
+    assert all(name in message for name in list_metrics()) and "csi@1.0" in message  # the list and an example
+    for bad in ("rmse@1.0", "csi@abc", "fss@1.0/0px", "fss@1.0/8", "fss@1.0/2.5px", "csi@", "msee"):
+        assert not is_metric(bad), bad
+        with pytest.raises(ValueError):
+            get_metric(bad)
+    with pytest.raises(ValueError, match="scale"):
+        get_metric("fss@1.0/0px")
+    with pytest.raises(ValueError, match="fss@1.0/8px"):  # does not fit the pattern: shows the example
+        get_metric("fss@1.0/8")
+    with pytest.raises(ValueError, match="unknown metric"):
+        compute_metrics(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), ["rmse", "msee"])
+    with pytest.raises(ValueError, match="threshold"):  # a bare family needs its values
+        get_metric("csi").expand({})
+
+
+@pytest.fixture
+def registry_restored():
+    """Whatever a test registers is gone afterwards."""
+    metrics, suites = list_metrics(), dict(METRIC_SUITES)
+    yield
+    for name in list_metrics():
+        if name not in metrics:
+            unregister_metric(name)
+    METRIC_SUITES.clear()
+    METRIC_SUITES.update(suites)
+    assert list_metrics() == metrics
+
+
+def test_new_metric_is_one_registration(registry_restored):
+    # a metric that is not a sum: the batches merge by maximum
+    @register_metric("max_abs_error", higher_is_better=False, finalize=lambda s: s["max"],
+                     merge=lambda a, b: {"max": torch.maximum(a["max"], b["max"])})
+    def _stats_max_abs(p, t, m):
+        """Largest |pred - target| of a lead time over the valid entries."""
+        err = (p - t).abs() if m is None else torch.where(m, (p - t).abs(), torch.zeros((), dtype=p.dtype))
+        return {"max": err.amax(dim=(0, *range(2, p.ndim)))}
+
+    # a parametrised one: the fraction of entries within a tolerance (default finalize: sum / n)
+    def _stats_within(p, t, m, tol):
+        hit = ((p - t).abs() <= tol).to(p.dtype)
+        return {"sum": hit.sum(dim=(0, *range(2, p.ndim))), "n": torch.full((p.shape[1],), p[:, 0].numel() * 1.0,
+                                                                            dtype=p.dtype)}
+
+    register_metric("within@{tol}", _stats_within, higher_is_better=True, params={"tol": float}, example="within@0.5")
+    assert is_metric("max_abs_error") and get_metric("within@0.25").params == {"tol": 0.25}
+    assert "Largest" in get_metric("max_abs_error").metric.doc
+
+    rng = np.random.default_rng(6)
+    pred, target = rng.standard_normal((6, 3, 2, 4, 4)), rng.standard_normal((6, 3, 2, 4, 4))
+    names = ["max_abs_error", "within@0.5", "rmse"]
+    one_pass = compute_metrics(pred, target, names)
+    assert list(one_pass) == names
+    close(one_pass["max_abs_error"], np.abs(pred - target).max(axis=(0, 2, 3, 4)), rtol=1e-12)
+    close(one_pass["within@0.5"], (np.abs(pred - target) <= 0.5).mean(axis=(0, 2, 3, 4)), rtol=1e-12)
+    close(one_pass["rmse"], rmse(pred, target), rtol=1e-12)
+    acc = MetricAccumulator(names)
+    for p, t in split_batches(pred, target):
+        acc.update(p, t)
+    assert_same_metrics(acc.compute(), one_pass)  # max merges as a max, not a sum
+
+    mask = rng.random(pred.shape) > 0.3
+    changed = np.where(mask, pred, 1e6)
+    close(compute_metrics(changed, target, ["max_abs_error"], mask=mask)["max_abs_error"],
+          np.where(mask, np.abs(pred - target), 0).max(axis=(0, 2, 3, 4)), rtol=1e-12)
+
+    register_suite("robust", ("max_abs_error", "within@0.5"))
+    assert list(compute_metrics(pred, target, "robust")) == ["max_abs_error", "within@0.5"]
+
+
+def test_register_metric_checks(registry_restored):
+    def stats(p, t, m, **kw):
+        return {"sum": (p - t).sum(dim=(0, 2)), "n": torch.full((p.shape[1],), 1.0, dtype=p.dtype)}
+
+    with pytest.raises(ValueError, match="registered already"):
+        register_metric("rmse", stats, higher_is_better=False)
+    with pytest.raises(ValueError, match="converter"):
+        register_metric("bias@{q}", stats, higher_is_better=False, example="bias@1")
+    with pytest.raises(ValueError, match="example"):
+        register_metric("bias@{q}", stats, higher_is_better=False, params={"q": float})
+    with pytest.raises(ValueError, match="inputs"):
+        register_metric("bias", stats, higher_is_better=False, inputs=("latitude",))
+    with pytest.raises(ValueError, match="unknown metric"):
+        register_suite("broken", ("rmse", "msee"))
+    assert "broken" not in METRIC_SUITES and not is_metric("bias")
+    register_metric("bias", stats, higher_is_better=False)
+    close(compute_metrics(torch.ones(2, 3, 4), torch.zeros(2, 3, 4), ["bias"])["bias"], [8.0] * 3)

@@ -172,3 +172,131 @@ def test_block_backward_in_every_mode():
         x = torch.randn(1, 3, 3, 5, 8, requires_grad=True)
         block(x).square().mean().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def _grid_model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(SpacetimeBlock(8, 2, "divided"), SpacetimeBlock(8, 2, "joint")).eval()
+
+
+def _run_threads(work, barrier, n: int = 2) -> list:
+    """Run ``work(i)`` in ``n`` threads at once; returns the results, re-raising the first error."""
+    import threading
+
+    results, errors = [None] * n, []
+
+    def target(i):
+        try:
+            results[i] = work(i)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+            barrier.abort()  # release the other thread at once
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["two_models", "one_shared_model"])
+def test_capture_is_per_thread_under_concurrency(shared):
+    """Two threads capture their own calls at the same time; each gets exactly its own maps."""
+    import threading
+
+    models = [_grid_model(0)] * 2 if shared else [_grid_model(0), _grid_model(1)]
+    grids = [(2, 3, 4), (3, 2, 5)]  # different token grids: the maps' shapes tell the calls apart
+    expected = [["0.attn.passes.0", "0.attn.passes.1", "1.attn.passes.0"]] * 2
+    barrier = threading.Barrier(2, timeout=60)
+
+    def work(i):
+        model, grid = models[i], grids[i]
+        seen = []
+        for _ in range(25):
+            with torch.no_grad(), capture_attention(model) as maps:
+                barrier.wait()  # both captures are open ...
+                model(torch.randn(1, *grid, 8))
+                barrier.wait()  # ... while both models run
+            seen.append(([m.name for m in maps], {m.grid for m in maps}))
+        return seen
+
+    for i, seen in enumerate(_run_threads(work, barrier)):
+        for names, found in seen:
+            assert names == expected[i]
+            assert found == {grids[i]}
+
+
+def test_capture_of_all_models_stays_in_its_thread():
+    """``capture_attention()`` (no model) records every model, but only in the thread that opened it."""
+    import threading
+
+    model = _grid_model(0)
+    barrier = threading.Barrier(2, timeout=60)
+
+    def work(i):
+        counts = []
+        for _ in range(10):
+            if i == 0:
+                with torch.no_grad(), capture_attention() as maps:
+                    barrier.wait()
+                    barrier.wait()  # the other thread runs the model in between
+                counts.append(len(maps))
+            else:
+                barrier.wait()
+                with torch.no_grad():
+                    model(torch.randn(1, 2, 2, 2, 8))
+                barrier.wait()
+        return counts
+
+    assert _run_threads(work, barrier)[0] == [0] * 10
+    with capture_attention() as maps:
+        model(torch.randn(1, 2, 2, 2, 8))
+    assert len(maps) == 3 and all(m.name is None for m in maps)
+
+
+def test_capture_records_only_its_model():
+    captured, other = _grid_model(0), _grid_model(1)
+    x = torch.randn(1, 2, 3, 3, 8)
+    with capture_attention(captured) as maps:
+        other(x)
+        assert maps == []
+        captured(x)
+        other(x)
+    assert [m.name for m in maps] == ["0.attn.passes.0", "0.attn.passes.1", "1.attn.passes.0"]
+    # a capture of a submodule records that part only, named inside it
+    with capture_attention(captured[1]) as maps:
+        captured(x)
+    assert [m.name for m in maps] == ["attn.passes.0"]
+
+
+def test_nested_captures_and_reuse():
+    from stpatch.nn import AttentionCapture
+
+    model = _grid_model(0)
+    x = torch.randn(1, 2, 3, 3, 8)
+    capture = AttentionCapture(model, detach=False)
+    with capture as outer:
+        model(x)
+        with capture_attention(model[0]) as inner:
+            model(x)
+        with pytest.raises(RuntimeError, match="already open"):
+            capture.__enter__()
+    assert len(outer) == 6 and len(inner) == 2
+    assert outer[0].weights.requires_grad  # detach=False keeps the graph
+    with capture as again:  # a closed capture can be opened again, with a new list
+        model(x)
+    assert len(again) == 3 and len(outer) == 6
+    model(x)
+    assert len(again) == 3
+
+
+@pytest.mark.slow
+def test_layers_compile_without_graph_breaks_when_nothing_is_captured():
+    """The capture check costs a plain int test when no capture is open, which torch.compile traces."""
+    attn = SpacetimeAttention(8, heads=2, mode="divided").eval()
+    x = torch.randn(1, 2, 3, 3, 8)
+    compiled = torch.compile(attn, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), attn(x))

@@ -25,12 +25,18 @@ def attention_regions(model: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
         ``(B, nT, nH, nW)`` importance on the token grid of the deepest attention layers (each map
         sums to 1 over the grid), averaged over their layers, heads and queries; ``None`` when the
         model has no attention.
+
+    The model is switched to eval mode for the call and back afterwards: do not run it for
+    training in another thread at the same time.
     """
     was_training = model.training
     model.eval()
-    with capture_attention(model) as maps:
-        model(x)
-    model.train(was_training)
+    try:
+        # scoped to this model and this thread: other threads' calls (of any model) never land here
+        with capture_attention(model) as maps:
+            model(x)
+    finally:
+        model.train(was_training)
     if not maps:
         return None
     grid = maps[-1].grid

@@ -15,10 +15,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stpatch.bench.report import machine, write_section
-from stpatch.bench.suites import SUITES, Suite
+from stpatch.bench.report import stamp, write_section
+from stpatch.bench.suites import SUITES, Suite, suite_names
 
-__all__ = ["SUITES", "Suite", "run_benchmarks", "run_suite"]
+__all__ = ["SUITES", "Suite", "run_benchmarks", "run_suite", "suite_names"]
 
 
 @dataclass
@@ -58,7 +58,9 @@ def _steps(run_dir: Path) -> int | None:
 
 def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> tuple[str, list[ModelRow]]:
     """Train and score every model of ``suite`` under ``budget``; the baselines on the same windows."""
-    from stpatch.engine.runner import evaluate, load_run, train
+    from stpatch.engine.evaluation import evaluate
+    from stpatch.engine.runs import load_run
+    from stpatch.engine.training import train
 
     rows: list[ModelRow] = []
     baselines_done = False
@@ -120,18 +122,15 @@ def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str) 
 def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = False, write: bool = False,
                    out_dir: str | Path | None = None) -> str:
     """Run one suite (or ``"all"``) and return the markdown; ``write`` updates BENCHMARKS.md."""
-    names = list(SUITES) if suite == "all" else [suite]
-    unknown = [n for n in names if n not in SUITES]
-    if unknown:
-        raise ValueError(f"unknown benchmark suite {unknown[0]!r}; choose from {', '.join(SUITES)} or all")
+    names = suite_names(suite)
     budget = budget or ("00:00:05" if quick else "00:20:00")
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(out_dir) if out_dir else Path("bench_out") / stamp
+    started = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(out_dir) if out_dir else Path("bench_out") / started
     command = f"stpatch bench {suite} --budget {budget}" + (" --quick" if quick else "")
     parts = []
     for name in names:
         table, _ = run_suite(SUITES[name], budget, quick, out)
-        section = (f"Command: `{command}`  \nMachine: {machine()}  \nDate: {_dt.date.today().isoformat()}\n\n{table}")
+        section = f"{stamp(command)}\n{table}"
         parts.append(section)
         if write:
             write_section(f"accuracy-{name}", section)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from stpatch.atomic import write_text
+
 
 def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
     """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
@@ -54,6 +56,4 @@ def write_section(name: str, body: str, path: Path | None = None) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text(path, text)

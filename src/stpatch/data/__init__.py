@@ -1,4 +1,7 @@
-"""Data sets and adapters for spatio-temporal forecasting (exposed as ``stpatch.datasets``).
+"""Data sets and adapters for spatio-temporal forecasting.
+
+The public name is ``stpatch.datasets`` (import from there); ``stpatch.data`` is the package that
+implements it, and the two hold the same objects.
 
 Canonical layouts: grids ``(T, C, H, W)`` per segment and ``(B, T, C, H, W)`` per batch; sensor
 networks ``(T, N, C)`` and ``(B, T, N, C)``.
@@ -12,17 +15,21 @@ Named data sets (``list_datasets()``; ``info(name)`` for source, split, shapes a
 Your own data::
 
     from_numpy(array, layout="THW"), from_xarray("field.nc", variables=["t2m"]),
-    from_csv("speeds.csv", null_value=0), from_video("clip.gif"), read_array_file(path)
+    from_csv("speeds.csv", null_value=0), from_video("clip.gif"), read_array_file(path),
+    from_radar("radar/*.h5", importer="odim_hdf5", downsample=4, crop=128)   # mm/h via pysteps
 """
 
-from . import catalog as _catalog  # noqa: F401  (registers the built-in data sets)
 from .adapters import (
+    FORMATS,
     LAYOUTS,
+    default_layout,
     from_csv,
     from_numpy,
+    from_radar,
     from_video,
     from_xarray,
     read_array_file,
+    register_format,
     write_forecast,
 )
 from .core import FIELD_BASELINES, FIELD_METRICS, DatasetInfo, SpatioTemporalData, time_features
@@ -30,7 +37,7 @@ from .idx import read_idx
 from .module import STDataModule, make_datamodule
 from .moving import MovingDigits, MovingDigitsDataset, make_moving_digits
 from .radar import block_mean, rainrate
-from .registry import download, info, list_datasets, load, register, resolve_data_dir
+from .registry import dataset_table, download, info, list_datasets, load, register, resolve_data_dir
 from .scalers import (
     DBScaler,
     IdentityScaler,
@@ -50,6 +57,7 @@ __all__ = [
     "info",
     "download",
     "register",
+    "dataset_table",
     "resolve_data_dir",
     "DatasetInfo",
     "FIELD_METRICS",
@@ -63,10 +71,14 @@ __all__ = [
     "from_xarray",
     "from_csv",
     "from_video",
+    "from_radar",
     "read_array_file",
     "write_forecast",
     "read_idx",
     "LAYOUTS",
+    "FORMATS",
+    "register_format",
+    "default_layout",
     # windows, scaling, training
     "split_ranges",
     "input_batch",

@@ -36,20 +36,21 @@ __all__ = [
     "FIELD_BASELINES",
 ]
 
-#: The metrics each field scores with (names as the forecasters of that field know them).
+#: The metrics each field scores with: names :mod:`stpatch.metrics` computes (its ``METRIC_SUITES``
+#: and the thresholded forms ``"csi@1.0"``, ``"fss@1.0/8px"``).
 FIELD_METRICS: dict[str, tuple[str, ...]] = {
     "video": ("mse_per_frame", "mae_per_frame", "ssim", "psnr"),
     "sensor": ("masked_mae", "masked_rmse", "masked_mape"),
-    "weather": ("lat_weighted_rmse", "acc"),
-    "precip": ("csi", "fss", "mae"),
+    "weather": ("lat_weighted_rmse", "lat_weighted_acc"),
+    "precip": ("csi@1.0", "csi@5.0", "fss@1.0/8px", "mae_per_pixel"),
 }
 
-#: The baselines each field compares against.
+#: The baselines each field compares against: model registry names (``stpatch.list_models()``).
 FIELD_BASELINES: dict[str, tuple[str, ...]] = {
-    "video": ("copy_last_frame", "convlstm"),
-    "sensor": ("historical_average", "last_value"),
-    "weather": ("persistence", "diurnal_climatology"),
-    "precip": ("persistence", "pysteps_extrapolation"),
+    "video": ("persistence", "convlstm"),
+    "sensor": ("climatology", "persistence"),
+    "weather": ("persistence", "climatology"),
+    "precip": ("persistence", "extrapolation"),
 }
 
 
@@ -73,7 +74,9 @@ class DatasetInfo:
     default_split: the default split as :func:`stpatch.data.windows.split_ranges` accepts it.
     default_scaler: the scaler ``make_datamodule(scaler="auto")`` uses.
     units: physical units of the values.
-    metrics, baselines: what the field scores with and compares against.
+    metrics, baselines: what the field scores with (metric names of :mod:`stpatch.metrics`) and
+        compares against (model registry names); default :data:`FIELD_METRICS` /
+        :data:`FIELD_BASELINES` of the field.
     urls: ``{relative path: (url, sha256 or None)}`` used by :func:`stpatch.data.download`.
     notes: anything a user should know (missing values, transforms, caveats).
     """

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from .augment import augment_batch, check_augment
 from .core import SpatioTemporalData
 from .moving import MovingDigits
 from .registry import load
@@ -68,6 +69,7 @@ class STDataModule(L.LightningDataModule):
         empty_windows: str = "drop",
         drop_last: bool = False,
         pin_memory: bool = False,
+        augment=None,
         **dataset_options,
     ):
         super().__init__()
@@ -119,6 +121,7 @@ class STDataModule(L.LightningDataModule):
         self.empty_windows = empty_windows
         self.drop_last = bool(drop_last)
         self.pin_memory = bool(pin_memory)
+        self.augment = check_augment(augment, self.kind, self.spatial_shape)
         self._scaler_spec = scaler
         self._scaler: Scaler | None = None
         self._datasets: dict | None = None
@@ -138,8 +141,10 @@ class STDataModule(L.LightningDataModule):
         if isinstance(spec, str) and spec == "auto":
             if isinstance(self.data, SpatioTemporalData) and self.data.attrs.get("transform"):
                 spec = "standard"  # already in dBR / log units
-            else:
-                spec = self.info.default_scaler if self.info is not None else "standard"
+            elif self.info is not None:
+                spec = self.info.default_scaler
+            else:  # user data may say what suits it (from_radar: "db")
+                spec = getattr(self.data, "attrs", {}).get("default_scaler") or "standard"
         return get_scaler(spec, channel_axis=axis)
 
     def setup(self, stage: str | None = None) -> None:
@@ -256,6 +261,14 @@ class STDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        """Training batches only: the opt-in rotations/flips (:mod:`stpatch.data.augment`), seeded by
+        ``(seed, epoch, window index)``; validation, test and prediction batches pass unchanged."""
+        trainer = self.trainer
+        if self.augment and trainer is not None and trainer.training:
+            return augment_batch(batch, self.augment, self.seed, trainer.current_epoch)
+        return batch
+
     def inverse_transform(self, x):
         """Scaled values (numpy or torch, batch layout) back to data units."""
         return self.scaler.inverse_transform(x)
@@ -271,6 +284,7 @@ class STDataModule(L.LightningDataModule):
             "t_in": self.t_in,
             "t_out": self.t_out,
             "windows": {k: len(v) for k, v in self._datasets.items()},
+            "augment": list(self.augment),
             "split": self.ranges,
             "scaler": repr(self.scaler),
         }
@@ -353,8 +367,9 @@ def make_datamodule(
     num_workers: DataLoader workers (0 works everywhere).
     seed: seeds the training shuffle (and nothing else: generated sequences use their own seed).
     dataset_options: ``data_dir=``, ``eval_stride=``, ``eval_batch_size=``, ``empty_windows=``
-        (``"drop"`` | ``"error"`` | ``"keep"``), ``drop_last=``, ``pin_memory=``, and options of
-        the named data set's loader (``train_size=``, ``crop=`` ...).
+        (``"drop"`` | ``"error"`` | ``"keep"``), ``drop_last=``, ``pin_memory=``,
+        ``augment=["rot90", "flip"]`` (training batches only, see :mod:`stpatch.data.augment`), and
+        options of the named data set's loader (``train_size=``, ``crop=`` ...).
     """
     return STDataModule(
         data,

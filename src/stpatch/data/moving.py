@@ -11,30 +11,37 @@ overlapping digits combine by maximum; sequences of 20 frames, 10 in and 10 out;
 * Validation (``[seed, 1, i]``) draws from the training digits, test (``[seed, 2, i]``) from the
   test digits; both are fixed.  When the canonical ``mnist_test_seq.npy`` (shape
   ``(20, 10000, 64, 64)``, uint8) is in the data directory, the test set is read from it instead.
+
+The registry entries and loaders (``load_moving_mnist``, ``load_sklearn_digits``,
+``sklearn_digit_images``, ``MNIST_FILES``, ``CANONICAL_TEST``) moved to
+:mod:`stpatch.data.sets.moving`; they are still importable from here.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .core import DatasetInfo, SpatioTemporalData
-from .idx import read_idx
+from .sets import moved_attribute
 
 __all__ = [
     "bouncing_trajectory",
     "make_moving_digits",
     "MovingDigits",
     "MovingDigitsDataset",
-    "load_moving_mnist",
-    "load_sklearn_digits",
-    "sklearn_digit_images",
+    "load_moving_mnist",  # noqa: F822 - served by __getattr__
+    "load_sklearn_digits",  # noqa: F822 - served by __getattr__
+    "sklearn_digit_images",  # noqa: F822 - served by __getattr__
 ]
 
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+_MOVED = ("load_moving_mnist", "load_sklearn_digits", "sklearn_digit_images", "MNIST_FILES", "CANONICAL_TEST")
+
+
+def __getattr__(name: str):  # the loaders moved to stpatch.data.sets.moving; read on first use
+    return moved_attribute(__name__, "moving", _MOVED, name)
 
 
 def bouncing_trajectory(rng: np.random.Generator, length: int, step_length: float = 0.1) -> np.ndarray:
@@ -233,156 +240,3 @@ class MovingDigitsDataset(Dataset):
             "y_mask": torch.from_numpy(np.ones(y.shape, dtype=bool)),
             "index": torch.tensor(int(i), dtype=torch.long),
         }
-
-
-# ----------------------------------------------------------------------------- loaders
-MNIST_FILES = {
-    "train_images": "mnist/train-images-idx3-ubyte.gz",
-    "train_labels": "mnist/train-labels-idx1-ubyte.gz",
-    "test_images": "mnist/t10k-images-idx3-ubyte.gz",
-    "test_labels": "mnist/t10k-labels-idx1-ubyte.gz",
-}
-CANONICAL_TEST = "mnist/mnist_test_seq.npy"
-
-
-def _find(data_dir: Path, rel: str) -> Path | None:
-    """``rel`` or its uncompressed twin (without ``.gz``), also looked for directly in data_dir."""
-    cands = [data_dir / rel, data_dir / rel.removesuffix(".gz")]
-    cands += [data_dir / Path(rel).name, data_dir / Path(rel.removesuffix(".gz")).name]
-    for c in cands:
-        if c.exists():
-            return c
-    return None
-
-
-def _read_canonical(path: Path) -> np.ndarray:
-    try:
-        arr = np.load(path, mmap_mode="r")
-    except Exception as e:  # noqa: BLE001 - numpy raises several kinds for bad files
-        raise ValueError(
-            f"{path}: cannot read as .npy ({e}); expected the canonical Moving MNIST test set"
-        ) from e
-    if arr.ndim != 4 or arr.shape[2:] != (64, 64):
-        raise ValueError(
-            f"{path}: expected the canonical Moving MNIST test set of shape (20, 10000, 64, 64), found {arr.shape}"
-        )
-    return arr
-
-
-def load_moving_mnist(
-    data_dir: Path,
-    info: DatasetInfo | None = None,
-    train_size: int = 10000,
-    val_size: int = 1000,
-    test_size: int = 10000,
-    seed: int = 0,
-    num_digits: int = 2,
-    image_size: int = 64,
-    seq_len: int = 20,
-    step_length: float = 0.1,
-    use_canonical_test: bool = True,
-) -> MovingDigits:
-    """Moving MNIST from the four MNIST idx files in ``data_dir/mnist``.
-
-    Reads ``mnist/mnist_test_seq.npy`` for the test set when present (and
-    ``use_canonical_test``); otherwise generates ``test_size`` fixed sequences from the MNIST
-    test digits.
-    """
-    from .registry import missing_file_error
-
-    data_dir = Path(data_dir)
-    found = {}
-    for key in ("train_images", "test_images"):
-        p = _find(data_dir, MNIST_FILES[key])
-        if p is None:
-            raise missing_file_error("moving_mnist", data_dir, MNIST_FILES[key])
-        found[key] = p
-    train = read_idx(found["train_images"])
-    test = read_idx(found["test_images"])
-    for key, arr in (("train_images", train), ("test_images", test)):
-        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-            raise ValueError(f"{found[key]}: expected MNIST images (n, 28, 28), found shape {arr.shape}")
-    canon, canon_path = None, None
-    cp = data_dir / CANONICAL_TEST
-    if not cp.exists():
-        cp = data_dir / Path(CANONICAL_TEST).name
-    if use_canonical_test and cp.exists():
-        canon, canon_path = _read_canonical(cp), str(cp)
-        test_size = min(test_size, canon.shape[1])
-    return MovingDigits(
-        train,
-        test,
-        name="moving_mnist",
-        info=info,
-        image_size=image_size,
-        num_digits=num_digits,
-        seq_len=seq_len,
-        step_length=step_length,
-        train_size=train_size,
-        val_size=val_size,
-        test_size=test_size,
-        seed=seed,
-        test_sequences=canon,
-        test_source=canon_path,
-    )
-
-
-_DIGITS_CACHE: dict = {}
-
-
-def sklearn_digit_images(digit_size: int = 28) -> np.ndarray:
-    """scikit-learn's bundled 8x8 digits (1797), upscaled smoothly (cubic spline) to
-    ``digit_size`` pixels, float32 in [0, 1], ``(1797, digit_size, digit_size)``."""
-    if digit_size in _DIGITS_CACHE:
-        return _DIGITS_CACHE[digit_size]
-    from scipy.ndimage import zoom
-    from sklearn.datasets import load_digits
-
-    imgs = load_digits().images.astype(np.float32) / 16.0  # (1797, 8, 8)
-    imgs = np.pad(imgs, ((0, 0), (1, 1), (1, 1)))  # a blank border so strokes fade out smoothly
-    big = zoom(imgs, (1, digit_size / 10.0, digit_size / 10.0), order=3, grid_mode=True, mode="grid-constant")
-    big = big[:, :digit_size, :digit_size]
-    big = np.clip(big, 0.0, None)
-    big /= np.maximum(big.max(axis=(1, 2), keepdims=True), 1e-6)
-    big = big.astype(np.float32)
-    big.setflags(write=False)
-    _DIGITS_CACHE[digit_size] = big
-    return big
-
-
-def load_sklearn_digits(
-    data_dir=None,
-    info: DatasetInfo | None = None,
-    train_size: int = 2000,
-    val_size: int = 200,
-    test_size: int = 500,
-    seed: int = 0,
-    num_digits: int = 2,
-    image_size: int = 64,
-    digit_size: int = 28,
-    seq_len: int = 20,
-    step_length: float = 0.1,
-    n_train_images: int = 1500,
-) -> MovingDigits:
-    """Moving digits from scikit-learn's bundled digits: needs no files at all.
-
-    Images ``0 .. n_train_images-1`` make training and validation sequences, the rest (297 by
-    default) test sequences.
-    """
-    imgs = sklearn_digit_images(digit_size)
-    if not 0 < n_train_images < len(imgs):
-        raise ValueError(f"n_train_images should be in (0, {len(imgs)}), got {n_train_images}")
-    return MovingDigits(
-        imgs[:n_train_images],
-        imgs[n_train_images:],
-        name="digits",
-        info=info,
-        image_size=image_size,
-        num_digits=num_digits,
-        seq_len=seq_len,
-        step_length=step_length,
-        train_size=train_size,
-        val_size=val_size,
-        test_size=test_size,
-        seed=seed,
-    )

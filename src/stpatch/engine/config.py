@@ -8,12 +8,18 @@ A config has four sections::
     eval:  {suite, baselines, limit_batches, figures}
 
 plus ``run_dir``. Unknown keys and wrong types are errors that name the key, what was expected
-and what came.
+and what came. Names are checked against the tables they select from, when the config is read:
+``model.name`` and ``eval.baselines`` against the model registry, the model's options against
+its constructor's signature (a constructor with ``**kwargs`` takes any), ``train.loss`` and
+``train.scheduler`` against :data:`~stpatch.engine.losses.LOSSES` and
+:data:`~stpatch.engine.losses.SCHEDULERS` (the tables the trainer builds from), and
+``eval.suite`` against :data:`stpatch.metrics.METRIC_SUITES` (or, for a list, the metric names).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import types
 import typing
@@ -22,6 +28,9 @@ from pathlib import Path
 from typing import Any, Union
 
 import yaml
+
+from stpatch.atomic import write_text
+from stpatch.engine.losses import LOSSES, SCHEDULERS
 
 
 class ConfigError(ValueError):
@@ -83,10 +92,6 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-LOSSES = ("mse", "mae", "huber")
-SCHEDULERS = ("cosine", "none")
-
-
 def _type_ok(value: Any, annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType):
@@ -134,14 +139,69 @@ def config_from_dict(values: dict) -> RunConfig:
         raise ConfigError(f"model must be a mapping with a 'name' (see `stpatch models`), got {model!r}")
     config = _build(RunConfig, {k: v for k, v in values.items() if k != "model"}, "config")
     config.model = dict(model)
-    if config.train.loss not in LOSSES:
-        raise ConfigError(f"train.loss must be one of {LOSSES}, got {config.train.loss!r}")
-    if config.train.scheduler not in SCHEDULERS:
-        raise ConfigError(f"train.scheduler must be one of {SCHEDULERS}, got {config.train.scheduler!r}")
+    _check_name("train.loss", config.train.loss, LOSSES)
+    _check_name("train.scheduler", config.train.scheduler, SCHEDULERS)
     for key in ("t_in", "t_out", "batch_size", "stride"):
         if getattr(config.data, key) <= 0:
             raise ConfigError(f"data.{key} must be positive, got {getattr(config.data, key)}")
+    _check_model(config.model)
+    _check_eval(config.eval)
     return config
+
+
+def _check_name(key: str, value: Any, table: Any) -> None:
+    if value not in table:
+        raise ConfigError(f"{key} must be one of {', '.join(table)}, got {value!r}")
+
+
+def _model_options(name: str) -> list[str] | None:
+    """The options the registered model ``name`` takes, or None when it takes any (``**kwargs``)."""
+    import stpatch.models  # noqa: F401  (registers every model)
+    from stpatch.models import registry
+
+    try:
+        factory = registry.get_model_entry(name).factory
+    except ValueError:
+        raise ConfigError(f"model.name {name!r} is not a registered model; "
+                          f"available models: {', '.join(registry.list_models())}") from None
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    # a model that does not name the base-forecast options itself still takes them (create_model)
+    return named + [k for k in getattr(registry, "BASE_ARGS", ()) if k not in named]
+
+
+def _check_model(model: dict) -> None:
+    """Every ``model`` option must be a keyword of the model's constructor."""
+    valid = _model_options(model["name"])
+    if valid is None:
+        return
+    unknown = sorted(set(model) - {"name"} - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join('model.' + k for k in unknown)} for model {model['name']!r}; "
+                          f"valid options: {', '.join(sorted(valid))}")
+
+
+def _check_eval(section: EvalConfig) -> None:
+    """``eval.suite``: a named suite or a list of metric names; ``eval.baselines``: model names."""
+    from stpatch.metrics import METRIC_SUITES, is_metric, list_metrics
+    from stpatch.models import list_models
+
+    suite = section.suite
+    if isinstance(suite, str) and suite not in METRIC_SUITES:
+        raise ConfigError(f"eval.suite {suite!r} is not a metric suite; valid suites: "
+                          f"{', '.join(METRIC_SUITES)} (or a list of metric names)")
+    if isinstance(suite, list):
+        unknown = [name for name in suite if not isinstance(name, str) or not is_metric(name)]
+        if unknown:
+            raise ConfigError(f"eval.suite: unknown metric(s) {', '.join(map(repr, unknown))}; "
+                              f"known metrics: {', '.join(list_metrics())}")
+    models = list_models()
+    unknown = [name for name in section.baselines if name not in models]
+    if unknown:
+        raise ConfigError(f"eval.baselines: {', '.join(map(repr, unknown))} not registered model(s); "
+                          f"available models: {', '.join(models)}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -189,9 +249,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def save_config(config: RunConfig, path: Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tmp.replace(path)
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def parse_max_time(text: str | None) -> str | None:

@@ -6,7 +6,7 @@ import datetime as _dt
 import logging
 from pathlib import Path
 
-from stpatch.engine import runner
+from stpatch.engine import evaluation, training
 
 log = logging.getLogger("stpatch")
 
@@ -47,7 +47,7 @@ def run_demo(minutes: float = 4.0, run_dir: str | Path | None = None, data: str 
         base = Path(run_dir) if run_dir is not None else Path("runs/demo")
         run_dir = base.parent / f"{base.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     print(f"stpatch demo: training stpnet on {data} for {minutes:g} min (10 frames in, 10 out) -> {run_dir}")
-    trained = runner.train(demo_config(minutes, Path(run_dir), data, test_size))
-    result = runner.evaluate(trained.run_dir, progress=True)
+    trained = training.train(demo_config(minutes, Path(run_dir), data, test_size))
+    result = evaluation.evaluate(trained.run_dir, progress=True)
     result["run_dir"] = str(trained.run_dir)
     return result

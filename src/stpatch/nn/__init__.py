@@ -8,11 +8,13 @@ Layouts: grids ``(B, T, C, H, W)``; token grids ``(B, nT, nH, nW, D)``; convolut
 * :class:`SpacetimeConv`, :class:`SpacetimeConvBlock`, :class:`SpacetimeConvNet`,
   :class:`SpacetimeConvDecoder`: local spacetime dependencies and multi-scale fusion.
 * :class:`SpacetimeAttention`, :class:`SpacetimeBlock`: cuboid attention (joint, divided,
-  axial, window); :func:`capture_attention` and :func:`attention_importance` for maps.
+  axial, window); :func:`capture_attention` (scoped to one model and thread) and
+  :func:`attention_importance` for maps.
 """
 
 from stpatch.nn.attention import (
     ATTENTION_MODES,
+    AttentionCapture,
     AttentionMap,
     CuboidAttention,
     CuboidLayout,
@@ -37,6 +39,7 @@ from stpatch.nn.position import LearnedPosition3d, SinCosPosition3d, sincos_1d
 
 __all__ = [
     "ATTENTION_MODES",
+    "AttentionCapture",
     "AttentionMap",
     "ConvNetOutput",
     "CuboidAttention",

@@ -19,16 +19,16 @@ each with its own projections and a residual between passes: ``h <- h + pass_i(h
 the last, whose output is returned.
 
 The normal path calls :func:`torch.nn.functional.scaled_dot_product_attention`. With
-``return_attention=True``, or inside :func:`capture_attention`, the softmax weights are computed
-explicitly and returned as :class:`AttentionMap` records (one per pass);
-:func:`attention_importance` turns them into a per-token map ``(B, nT, nH, nW)``.
+``return_attention=True``, or inside a :func:`capture_attention` that covers the layer (opened in
+the calling thread), the softmax weights are computed explicitly and returned as
+:class:`AttentionMap` records (one per pass); :func:`attention_importance` turns them into a
+per-token map ``(B, nT, nH, nW)``. Maps and capture live in :mod:`stpatch.nn.attention_maps`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,9 +37,17 @@ from einops import rearrange
 from torch import nn
 
 from stpatch.nn._utils import ceil_div, check_ndim, to_3tuple
+from stpatch.nn.attention_maps import (  # re-exported: they were defined here
+    AttentionCapture,
+    AttentionMap,
+    attention_importance,
+    capture_attention,
+    captures_for,
+)
 
 __all__ = [
     "ATTENTION_MODES",
+    "AttentionCapture",
     "AttentionMap",
     "CuboidAttention",
     "CuboidLayout",
@@ -186,106 +194,6 @@ def cuboid_passes(mode: str, window: Sequence[int] | None = None) -> list[Cuboid
     raise ValueError(f"attention mode must be one of {ATTENTION_MODES}, got {mode!r}")
 
 
-# --------------------------------------------------------------------------- attention maps
-
-
-@dataclass
-class AttentionMap:
-    """Softmax weights of one attention pass.
-
-    Attributes:
-        weights: ``(B, heads, M, L, L)``: for cuboid ``m``, query slot ``i`` and key slot ``j``;
-            rows of real queries sum to 1 over the keys they may see (padded keys and keys from
-            across a rolled border have weight 0). For ``joint``
-            attention ``M = 1`` and ``weights[:, :, 0]`` is the full ``(B, heads, N, N)`` matrix
-            over the ``N = nT*nH*nW`` tokens in row-major ``(t, h, w)`` order.
-        layout: the :class:`CuboidLayout` that maps slots to tokens.
-        name: the module's name inside the model, when captured with ``capture_attention(model)``.
-    """
-
-    weights: torch.Tensor
-    layout: CuboidLayout
-    name: str | None = None
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        return self.layout.grid
-
-    def dense(self) -> torch.Tensor:
-        """``(B, heads, N, N)`` weights between all ``N = nT*nH*nW`` tokens (zero outside cuboids)."""
-        b, h = self.weights.shape[:2]
-        n = math.prod(self.grid)
-        idx = self.layout.token_index(self.weights.device)
-        valid = idx >= 0
-        pair = valid[:, :, None] & valid[:, None, :]  # (M, L, L)
-        flat = (idx[:, :, None] * n + idx[:, None, :])[pair]
-        out = self.weights.new_zeros(b, h, n * n)
-        out[:, :, flat] = self.weights[:, :, pair]
-        return out.reshape(b, h, n, n)
-
-    def importance(self) -> torch.Tensor:
-        """``(B, nT, nH, nW)``: attention each token receives, averaged over heads and over all real queries.
-
-        It sums to 1 over the grid; high values mark tokens many others attend to.
-        """
-        b = self.weights.shape[0]
-        n = math.prod(self.grid)
-        idx = self.layout.token_index(self.weights.device)
-        valid = idx >= 0
-        w = self.weights.mean(1) * valid[None, :, :, None].to(self.weights.dtype)  # drop padded queries
-        received = w.sum(-2)  # (B, M, L) summed over queries
-        out = received.new_zeros(b, n)
-        out.index_add_(1, idx[valid], received[:, valid])
-        return out.reshape(b, *self.grid) / n
-
-
-def attention_importance(maps: AttentionMap | Sequence[AttentionMap]) -> torch.Tensor:
-    """Per-token importance ``(B, nT, nH, nW)``: mean attention received, averaged over ``maps``.
-
-    Args:
-        maps: one :class:`AttentionMap` or several (e.g. all passes and layers from
-            :func:`capture_attention`); all must be on the same token grid.
-    """
-    if isinstance(maps, AttentionMap):
-        return maps.importance()
-    maps = list(maps)
-    if not maps:
-        raise ValueError("attention_importance got no attention maps; run the model inside capture_attention()")
-    grids = {m.grid for m in maps}
-    if len(grids) > 1:
-        raise ValueError(f"attention maps come from token grids of different sizes {sorted(grids)}; pass maps of one grid")
-    return torch.stack([m.importance() for m in maps]).mean(0)
-
-
-_ACTIVE_CAPTURES: list[tuple[list[AttentionMap], dict[int, str], bool]] = []
-
-
-@contextmanager
-def capture_attention(model: nn.Module | None = None, detach: bool = True) -> Iterator[list[AttentionMap]]:
-    """Collect the attention weights of every attention pass run inside the ``with`` block.
-
-    Args:
-        model: if given, each record gets the name of its module inside ``model``.
-        detach: store weights detached from the autograd graph (default).
-
-    Yields:
-        A list that fills with :class:`AttentionMap` records, in the order the passes ran.
-
-    >>> attn = SpacetimeAttention(8, heads=2, mode="divided")
-    >>> with capture_attention() as maps:
-    ...     _ = attn(torch.zeros(1, 2, 3, 3, 8))
-    >>> [tuple(m.weights.shape) for m in maps]
-    [(1, 2, 9, 2, 2), (1, 2, 2, 9, 9)]
-    """
-    names = {id(m): n for n, m in model.named_modules()} if model is not None else {}
-    record: tuple[list[AttentionMap], dict[int, str], bool] = ([], names, detach)
-    _ACTIVE_CAPTURES.append(record)
-    try:
-        yield record[0]
-    finally:
-        _ACTIVE_CAPTURES.remove(record)
-
-
 # --------------------------------------------------------------------------- layers
 
 
@@ -338,7 +246,8 @@ class CuboidAttention(nn.Module):
         if mask is not None:
             mask = mask[None].expand(b, -1, -1, -1).reshape(b * m, 1, mask.shape[1], n)
         drop = self.attn_drop if self.training else 0.0
-        want = return_attention or bool(_ACTIVE_CAPTURES)
+        captures = captures_for(self)  # open in this thread and covering this layer
+        want = return_attention or bool(captures)
         if want:
             scores = (q @ k.transpose(-2, -1)) * self.scale
             if mask is not None:
@@ -352,9 +261,8 @@ class CuboidAttention(nn.Module):
         if not want:
             return out
         amap = AttentionMap(rearrange(weights, "(b m) h i j -> b h m i j", b=b), layout)
-        for maps, names, detach in _ACTIVE_CAPTURES:
-            w = amap.weights.detach() if detach else amap.weights
-            maps.append(AttentionMap(w, layout, names.get(id(self))))
+        for capture in captures:
+            capture.record(self, amap)
         return (out, amap) if return_attention else out
 
     def extra_repr(self) -> str:

@@ -1,0 +1,102 @@
+"""Training losses and learning-rate schedules by name: the one table of each.
+
+:data:`LOSSES` maps ``train.loss`` to an elementwise error and :data:`SCHEDULERS` maps
+``train.scheduler`` to a schedule factory. The config (:mod:`stpatch.engine.config`) accepts
+exactly these names and the Lightning module (:mod:`stpatch.engine.module`) builds from them, so
+a name added here is valid and usable at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "get_scheduler", "masked_loss", "time_cosine_factor"]
+
+ElementwiseLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``factory(module, optimizer)``: a Lightning ``lr_scheduler`` dict, or None for a constant rate.
+#: ``module`` has ``train_options`` (the ``train`` section), ``trainer`` and ``_time_factor``.
+SchedulerFactory = Callable[[Any, torch.optim.Optimizer], "dict | None"]
+
+#: ``train.loss`` -> elementwise error ``(pred, target) -> err`` (same shape, no reduction).
+LOSSES: dict[str, ElementwiseLoss] = {
+    "mse": lambda pred, target: (pred - target) ** 2,
+    "mae": lambda pred, target: (pred - target).abs(),
+    "huber": lambda pred, target: F.huber_loss(pred, target, reduction="none"),
+}
+
+
+def get_loss(name: str) -> ElementwiseLoss:
+    """The elementwise loss ``name``; ValueError listing :data:`LOSSES` when unknown."""
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}") from None
+
+
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str) -> torch.Tensor:
+    """Mean elementwise loss over the observed entries only.
+
+    Args:
+        pred, target: same shape, e.g. ``(B, T, C, H, W)`` or ``(B, T, N, C)``.
+        mask: bool like ``target``, True where observed; ``None`` means all observed.
+        kind: a name in :data:`LOSSES` (``"mse"``, ``"mae"`` or ``"huber"``).
+    """
+    err = get_loss(kind)(pred, target)
+    if mask is None:
+        return err.mean()
+    mask = mask.to(err.dtype)
+    # missing targets count zero and are left out of the mean, never treated as true zeros
+    return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def budget_seconds(max_time: str | None) -> float | None:
+    """``train.max_time`` (HH:MM:SS, DD:HH:MM:SS or seconds) in seconds; None without a budget."""
+    if not max_time:
+        return None
+    from stpatch.engine.config import parse_max_time
+
+    days, hours, minutes, seconds = (int(p) for p in parse_max_time(max_time).split(":"))
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def time_cosine_factor(step: int, elapsed: float, budget: float) -> float:
+    """Learning-rate factor under a wall-clock budget: 50-step warmup, cosine over elapsed time to 2%."""
+    warmup = min(1.0, (step + 1) / 50)
+    progress = min(elapsed / budget, 1.0)
+    return warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _cosine(module: Any, optimizer: torch.optim.Optimizer) -> dict:
+    opts = module.train_options
+    budget = budget_seconds(opts.get("max_time"))
+    if budget:
+        # under a wall-clock budget the number of steps is unknown: anneal over elapsed time instead
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: module._time_factor(step, budget))
+        return {"scheduler": schedule, "interval": "step"}
+    # step-wise one-cycle cosine over the planned steps
+    total = module.trainer.estimated_stepping_batches
+    total = int(total) if total and total != float("inf") else 10_000
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=opts.get("lr", 1e-3), total_steps=max(total, 1),
+                                                   pct_start=0.05, anneal_strategy="cos")
+    return {"scheduler": schedule, "interval": "step"}
+
+
+def _constant(module: Any, optimizer: torch.optim.Optimizer) -> None:
+    return None
+
+
+#: ``train.scheduler`` -> schedule factory (see :data:`SchedulerFactory`).
+SCHEDULERS: dict[str, SchedulerFactory] = {"cosine": _cosine, "none": _constant}
+
+
+def get_scheduler(name: str) -> SchedulerFactory:
+    """The schedule factory ``name``; ValueError listing :data:`SCHEDULERS` when unknown."""
+    try:
+        return SCHEDULERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {name!r}") from None

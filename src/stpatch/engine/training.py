@@ -1,0 +1,179 @@
+"""Training a run: the Lightning trainer, the run directory, resuming, and joining the metrics log.
+
+A run directory holds everything a run made::
+
+    RUN_DIR/config.yaml              the resolved config
+    RUN_DIR/checkpoints/best.ckpt    lowest validation loss (atomically written)
+    RUN_DIR/checkpoints/last.ckpt    the latest state, for --resume
+    RUN_DIR/metrics.csv              per-step / per-epoch losses (Lightning CSV logger)
+    RUN_DIR/tensorboard/             the same for TensorBoard
+    RUN_DIR/eval.json, eval.md       test metrics of the model beside the baselines (see evaluation)
+    RUN_DIR/figures/                 forecast strip (PNG) and animation (GIF)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+
+from stpatch.atomic import write_text
+from stpatch.engine.checkpoint import AtomicCheckpointIO
+from stpatch.engine.config import RunConfig, parse_max_time, save_config
+from stpatch.engine.module import ForecastModule
+from stpatch.engine.wiring import data_meta, make_data, resolve_config
+
+log = logging.getLogger("stpatch")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` made: the run directory, its checkpoints and the final losses."""
+
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    metrics: dict = field(default_factory=dict)
+
+
+def is_main_process() -> bool:
+    """False in the extra processes of a distributed run (their results repeat rank 0's)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0"
+
+
+def _run_dir(config: RunConfig) -> Path:
+    if config.run_dir:
+        return Path(config.run_dir)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.data.name}-{config.model['name']}-{stamp}"
+
+
+def _trainer(config: RunConfig, run_dir: Path, callbacks: list, enable_progress: bool) -> pl.Trainer:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    t = config.train
+    loggers = [CSVLogger(run_dir, name="", version="")]
+    try:
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False))
+    except ModuleNotFoundError:  # tensorboard is a dependency, but keep training if it is missing
+        pass
+    if enable_progress:
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=10)]
+    return pl.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        max_time=parse_max_time(t.max_time),
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val or None,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        deterministic=t.deterministic,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_progress_bar=enable_progress,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        plugins=[AtomicCheckpointIO()],
+        num_sanity_val_steps=0,
+    )
+
+
+def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = None, resume: bool = False,
+          data: Any = None, callbacks: list | None = None) -> TrainResult:
+    """Train the model of ``config`` on its data and keep the best and last checkpoints.
+
+    Args:
+        config: a :class:`RunConfig`, a nested dict, or a YAML path.
+        overrides: ``["model.dim=128", "train.max_epochs=3"]``-style changes.
+        resume: continue from ``RUN_DIR/checkpoints/last.ckpt`` of ``config.run_dir`` (same seed and
+            data order, so the result equals an uninterrupted run's).
+        data: a ``SpatioTemporalData`` (e.g. from ``stpatch.datasets.from_numpy``) to train on instead
+            of the data set named in the config.
+        callbacks: extra Lightning callbacks.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    config = resolve_config(config, overrides)
+    run_dir = _run_dir(config)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {last}; start the run without --resume")
+    if not resume and last.is_file():
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another run_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.run_dir = str(run_dir)
+    save_config(config, run_dir / "config.yaml")
+
+    pl.seed_everything(config.train.seed, workers=True, verbose=False)
+    dm = make_data(config, data)
+    dm.setup("fit")
+    meta = data_meta(dm)
+    module = ForecastModule(config.model, meta, asdict(config.train))
+    module.extra_state = {
+        "config": config.to_dict(),
+        "data_meta": meta,
+        "scaler": dm.scaler.state_dict(),
+        "version": _version(),
+    }
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min",
+                                 save_last=True, enable_version_counter=False, save_on_train_epoch_end=False)
+    trainer = _trainer(config, run_dir, [checkpoint, *(callbacks or [])], config.train.progress)
+    if module.trainable:
+        # Lightning's CSV logger starts metrics.csv afresh; keep the interrupted part and join them after
+        earlier = _set_aside(run_dir / "metrics.csv") if resume else None
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+        # a budget (max_steps, max_time) can stop mid-epoch, after the last validation: keep those steps too
+        trainer.save_checkpoint(last)
+        if earlier is not None:
+            _join_csv(earlier, run_dir / "metrics.csv")
+    else:
+        # nothing to learn (persistence, climatology): score validation and keep it as a checkpoint
+        log.info("model %s has no parameters; skipping training", config.model["name"])
+        trainer.validate(module, datamodule=dm, verbose=False)
+        for name in ("best.ckpt", "last.ckpt"):
+            trainer.save_checkpoint(run_dir / "checkpoints" / name)
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else run_dir / "checkpoints" / "best.ckpt"
+    if not best.is_file():  # e.g. a time budget that ended before the first validation
+        trainer.save_checkpoint(best)
+    if not last.is_file():
+        trainer.save_checkpoint(last)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    return TrainResult(run_dir, best, last, metrics)
+
+
+def _set_aside(path: Path) -> Path | None:
+    if not path.is_file():
+        return None
+    aside = path.with_name(f"{path.stem}.before-resume{path.suffix}")
+    if aside.exists():
+        # an earlier resume was interrupted before joining: ``aside`` holds the oldest rows, ``path`` the
+        # rows of the interrupted resume; keep both, oldest first
+        _join_csv(aside, path)
+    os.replace(path, aside)
+    return aside
+
+
+def _join_csv(earlier: Path, current: Path) -> None:
+    """``current`` becomes ``earlier`` followed by ``current`` (columns united); ``earlier`` is removed."""
+    import pandas as pd
+
+    frames = [pd.read_csv(p) for p in (earlier, current) if p.is_file()]
+    write_text(current, pd.concat(frames, ignore_index=True).to_csv(index=False))
+    earlier.unlink()
+
+
+def _version() -> str:
+    from stpatch import __version__
+
+    return __version__
