@@ -57,3 +57,32 @@ def test_bench_command_offers_and_accepts_exactly_the_suite_table():
     assert "unknown benchmark suite 'radar'" in result.output
     for name in [*SUITES, "all"]:
         assert name in result.output
+
+
+@pytest.mark.slow
+def test_run_benchmarks_draws_error_against_lead_time(tmp_path, monkeypatch):
+    """The suite's picture has one line per model and baseline, and the markdown links it."""
+    if not DATA.is_dir():
+        pytest.skip(f"real data sets not found at {DATA} (set STPATCH_DATA_DIR)")
+    import matplotlib.image as mpimg
+
+    import stpatch.bench as bench
+    from stpatch.bench import plots
+
+    monkeypatch.setenv("STPATCH_DATA_DIR", str(DATA))
+    drawn = {}
+    real = plots.plot_lead_times
+
+    def spy(title, metric, per_model, path, *args, **kwargs):
+        drawn.update(per_model)
+        return real(title, metric, per_model, path, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_lead_times", spy)
+    monkeypatch.setitem(bench.SUITES, "chickenpox", type(SUITES["chickenpox"])(
+        **{**SUITES["chickenpox"].__dict__, "models": SUITES["chickenpox"].models[:1]}))
+    text = bench.run_benchmarks("chickenpox", budget="00:00:02", quick=True, out_dir=tmp_path)
+    figure = tmp_path / "chickenpox.png"
+    assert f"]({figure.as_posix()})" in text
+    assert set(drawn) >= {SUITES["chickenpox"].models[0]["name"], "persistence"}
+    pixels = mpimg.imread(figure)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.05  # a drawn plot, not blank

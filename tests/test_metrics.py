@@ -439,6 +439,7 @@ def test_suites_keep_their_contents_and_every_name_resolves():
         "sensor": ("masked_mae", "masked_rmse", "masked_mape"),
         "weather": ("lat_weighted_rmse", "lat_weighted_acc"),
         "precip": ("csi", "pod", "far", "fss"),
+        "radar": ("csi@1.0", "csi@5.0", "fss@1.0/8px", "mae_per_pixel"),
     }
     grid = {"threshold": [1.0, 5.0], "scale": [8]}
     for suite, names in METRIC_SUITES.items():

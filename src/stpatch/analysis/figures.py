@@ -6,7 +6,6 @@ place, and return the path written.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -16,11 +15,7 @@ import imageio.v3 as iio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-
-def _atomic_target(path: str | Path) -> tuple[Path, Path]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+from stpatch.atomic import atomic_path  # noqa: E402
 
 
 def _frames_2d(frames: np.ndarray) -> np.ndarray:
@@ -78,11 +73,12 @@ def save_forecast_strip(
 def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
     """Lay out, write (to a temporary file, then rename) and close a matplotlib figure."""
     fig.tight_layout()
-    path, tmp = _atomic_target(path)
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def _to_uint8(frames: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
@@ -105,10 +101,9 @@ def save_forecast_gif(truth: np.ndarray | None, forecast: np.ndarray, path: str 
     gap = np.full((fc.shape[0], fc.shape[1], 2), vmax, dtype=np.float32)
     joined = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=2)
     frames = _to_uint8(joined, vmin, vmax).repeat(scale, axis=1).repeat(scale, axis=2)
-    path, tmp = _atomic_target(path)
-    iio.imwrite(tmp, frames, extension=".gif", duration=int(1000 / fps), loop=0)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, frames, extension=".gif", duration=int(1000 / fps), loop=0)
+    return Path(path)
 
 
 def save_sensor_plot(

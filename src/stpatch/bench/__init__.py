@@ -119,6 +119,15 @@ def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str) 
     return "\n".join(lines) + "\n"
 
 
+def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path) -> Path:
+    from stpatch.bench.plots import plot_lead_times
+    from stpatch.metrics import get_metric
+
+    key = suite.headline[0]
+    per_model = {r.name: r.per_horizon[key] for r in rows if key in r.per_horizon}
+    return plot_lead_times(suite.title, key, per_model, path, suite.step_minutes, get_metric(key).higher_is_better)
+
+
 def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = False, write: bool = False,
                    out_dir: str | Path | None = None) -> str:
     """Run one suite (or ``"all"``) and return the markdown; ``write`` updates BENCHMARKS.md."""
@@ -129,7 +138,11 @@ def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = 
     command = f"stpatch bench {suite} --budget {budget}" + (" --quick" if quick else "")
     parts = []
     for name in names:
-        table, _ = run_suite(SUITES[name], budget, quick, out)
+        table, rows = run_suite(SUITES[name], budget, quick, out)
+        # the picture goes beside BENCHMARKS.md when written there, else into the run folder
+        figure = (Path("benchmarks") / "figures" if write else out) / f"{name}.png"
+        _lead_time_figure(SUITES[name], rows, figure)
+        table += f"\n![{SUITES[name].headline[0]} against lead time]({figure.as_posix()})\n"
         section = f"{stamp(command)}\n{table}"
         parts.append(section)
         if write:
