@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import torch
 from torch import nn
@@ -19,12 +22,17 @@ class Extrapolation(nn.Module):
 
     Input ``(B, T_in, C, H, W)``, output ``(B, T_out, C, H, W)``; no parameters, CPU NumPy inside.
     Needs the ``pysteps`` package (``pip install stpatch[radar]``).
+
+    ``cache`` (number of sequences, 0 = off) keeps the nowcasts of inputs seen before, keyed by a
+    hash of each sequence's bytes: as the base of a learned model (``model.base: extrapolation``) the
+    same training windows come back every epoch, and the optical flow (~0.1 s per 128x128 window on
+    a CPU) is then computed once per window instead of once per step.
     """
 
     kind = "grid"
 
     def __init__(self, in_channels: int = 1, t_in: int = 4, t_out: int = 12, motion: str = "LK",
-                 motion_frames: int = 3, **_: object):
+                 motion_frames: int = 3, cache: int = 0, **_: object):
         super().__init__()
         try:
             import pysteps.extrapolation
@@ -35,6 +43,8 @@ class Extrapolation(nn.Module):
         self.motion_frames = max(2, min(motion_frames, t_in))
         self._motion = pysteps.motion.get_method(motion)
         self._extrapolate = pysteps.extrapolation.get_method("semilagrangian")
+        self.cache_size = int(cache)
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     def _one(self, frames: np.ndarray) -> np.ndarray:
         """``(T, H, W) -> (T_out, H, W)`` for one sequence and channel."""
@@ -46,13 +56,22 @@ class Extrapolation(nn.Module):
         out = self._extrapolate(frames[-1], velocity, self.t_out, outval=floor)
         return np.where(np.isfinite(out), out, floor)
 
+    def _sequence(self, frames: np.ndarray) -> np.ndarray:
+        """``(T, C, H, W) -> (T_out, C, H, W)``, from the cache when this input was seen before."""
+        key = hashlib.blake2b(frames.tobytes(), digest_size=16).digest() + str(frames.shape).encode()
+        if self.cache_size and key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        out = np.stack([self._one(frames[:, ch]) for ch in range(frames.shape[1])], axis=1)
+        if self.cache_size:
+            self._cache[key] = out.astype(np.float32)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
     def forward(self, x: torch.Tensor, **_: object) -> torch.Tensor:
         data = x.detach().cpu().double().numpy()
-        b, _, c, h, w = data.shape
-        out = np.empty((b, self.t_out, c, h, w))
-        for i in range(b):
-            for ch in range(c):
-                out[i, :, ch] = self._one(data[i, :, ch])
+        out = np.stack([self._sequence(data[i]) for i in range(data.shape[0])])
         return torch.from_numpy(out).to(dtype=x.dtype, device=x.device)
 
 
