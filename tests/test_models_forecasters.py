@@ -94,6 +94,27 @@ def test_sensor_model_with_coords_adjacency_and_time_features():
         create_model("stpnet_sensor", in_channels=1, t_in=7, t_out=5)
 
 
+def test_stid_uses_time_of_day_and_day_of_week_and_learns():
+    torch.manual_seed(0)
+    model = create_model("stid", in_channels=1, t_in=12, t_out=6, num_nodes=N_NODES)
+    model.eval()
+    x = torch.randn(4, 12, N_NODES, 1)
+    tod = torch.rand(4, 12)
+    dow = torch.randint(0, 7, (4, 12))
+    out = model(x, tod=tod, dow=dow)
+    assert out.shape == (4, 6, N_NODES, 1)
+    assert not torch.allclose(out, model(x, tod=(tod + 0.5) % 1.0, dow=dow))
+    assert not torch.allclose(out, model(x, tod=tod, dow=(dow + 1) % 7))
+    assert not torch.allclose(out, model(x))  # without identities: zero embeddings
+    with pytest.raises(ValueError, match="tod must be"):
+        model(x, tod=torch.rand(4, 3))
+    # the forecast depends on the time of day: a few steps of training lower the loss
+    model.train()
+    y = torch.sin(2 * torch.pi * tod[:, -1:, None, None]).expand(4, 6, N_NODES, 1) + 0.5 * x[:, -1:]
+    first, last = _overfit(model, x, y, steps=60, tod=tod, dow=dow)
+    assert last < first / 5, (first, last)
+
+
 def _overfit(model, x, y, steps=100, lr=3e-3, factor=5.0, **fw):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     with torch.no_grad():
@@ -161,6 +182,19 @@ def test_stpnet_options():
         model = create_model("stpnet_tiny", in_channels=3, t_in=4, t_out=2, **options)
         out_c = options.get("out_channels", 3)
         assert model(x).shape == (1, 2, out_c, 20, 20), options
+
+
+def test_stpnet_time_of_day_conditioning():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 1, 12, 14)
+    tod = torch.rand(2, 5)
+    model = create_model("stpnet_tiny", in_channels=1, t_in=5, t_out=2, use_tod=True, residual=False)
+    assert not torch.allclose(model(x, tod=tod), model(x, tod=(tod + 0.3) % 1.0))
+    assert model(x).shape == (2, 2, 1, 12, 14)  # without tod: no conditioning
+    with pytest.raises(ValueError, match="tod must be"):
+        model(x, tod=torch.rand(2, 3))
+    plain = create_model("stpnet_tiny", in_channels=1, t_in=5, t_out=2, residual=False)
+    torch.testing.assert_close(plain(x, tod=tod), plain(x))  # off by default: tod is ignored
 
 
 def test_residual_model_starts_as_persistence():

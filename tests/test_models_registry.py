@@ -19,7 +19,7 @@ from stpatch.models import registry as reg
 
 EXPECTED = {
     "persistence", "climatology", "linear", "convlstm", "stpnet", "stpnet_tiny", "stpnet_small",
-    "stpnet_base", "stpformer", "stpconv", "stpnet_sensor",
+    "stpnet_base", "stpformer", "stpconv", "stpnet_sensor", "stid",
 }
 
 
@@ -28,7 +28,7 @@ def test_list_models_content_and_filters():
     assert EXPECTED <= set(names) and names == sorted(names)
     assert list_models("stpnet_*") == ["stpnet_base", "stpnet_sensor", "stpnet_small", "stpnet_tiny"]
     assert "stpnet_sensor" not in list_models(kind="grid")
-    assert {"persistence", "climatology", "linear", "stpnet_sensor"} <= set(list_models(kind="sensor"))
+    assert {"persistence", "climatology", "linear", "stpnet_sensor", "stid"} <= set(list_models(kind="sensor"))
     assert "stpnet" not in list_models(kind="sensor")
 
 
@@ -122,21 +122,26 @@ def test_linear_shared_and_per_location():
     x = torch.randn(2, 5, 1, 4, 6)
     shared = LinearAR(1, 5, 3)
     torch.testing.assert_close(shared(x), x[:, -1:].expand(2, 3, 1, 4, 6))  # starts as persistence
-    assert sum(p.numel() for p in shared.parameters()) == 3 * 5 + 3
-    per = LinearAR(1, 5, 3, per_location=True, grid_size=(4, 6))
-    assert per.weight.shape == (24, 3, 5)
+    assert not shared.per_location and shared.weight.numel() + shared.bias.numel() == 3 * 5 + 3
+    assert sum(p.numel() for p in shared.parameters()) == 0  # fitted in closed form, not by an optimiser
+    assert sum(p.numel() for p in LinearAR(1, 5, 3, trainable=True).parameters()) == 3 * 5 + 3
+    per = LinearAR(1, 5, 3, grid_size=(4, 6))  # per location whenever the locations are known
+    assert per.per_location and per.weight.shape == (24, 3, 5)
     assert per(x).shape == (2, 3, 1, 4, 6)
-    sensors = create_model("linear", in_channels=2, t_in=5, t_out=3, num_nodes=7, per_location=True)
-    assert sensors(torch.randn(2, 5, 7, 2)).shape == (2, 3, 7, 2)
+    sensors = create_model("linear", in_channels=2, t_in=5, t_out=3, num_nodes=7)
+    assert sensors.per_location and sensors(torch.randn(2, 5, 7, 2)).shape == (2, 3, 7, 2)
+    assert create_model("linear", in_channels=1, t_in=5, t_out=3, grid_size=(4, 6)).per_location
     with pytest.raises(ValueError, match="per_location"):
         LinearAR(1, 5, 3, per_location=True)
 
 
 def test_linear_fits_a_linear_rule_exactly():
     torch.manual_seed(0)
-    model = LinearAR(1, 4, 2)
     x = torch.randn(8, 4, 1, 5, 5)
     y = torch.stack([0.5 * x[:, 3] + 0.5 * x[:, 2], x[:, 0] - 1.0], dim=1)
+    closed = LinearAR(1, 4, 2, ridge=0.0).fit([(x, y)])  # shared weights, least squares in closed form
+    torch.testing.assert_close(closed(x), y, atol=1e-5, rtol=1e-5)
+    model = LinearAR(1, 4, 2, trainable=True)
     opt = torch.optim.LBFGS(model.parameters(), max_iter=100)
 
     def closure():

@@ -18,6 +18,8 @@ class Suite:
         leads: 1-based lead times for the per-lead table (all when empty).
         step_minutes: minutes per step, to label lead times.
         quick_options: data options for the seconds-long smoke run.
+        loss: the training loss of the learned models (the metric the field reports: masked MAE for
+            traffic and case counts, as BasicTS and tsl train; MSE for temperature, radar and video).
     """
 
     name: str
@@ -32,6 +34,7 @@ class Suite:
     step_minutes: float | None = None
     quick_options: dict = field(default_factory=dict)
     lr: float = 1e-3
+    loss: str = "mse"
     units_note: str = ""
 
 
@@ -92,6 +95,7 @@ SUITES: dict[str, Suite] = {
         leads=[3, 6, 12],
         step_minutes=5,
         quick_options={},
+        loss="mae",
         units_note=" (speed in mph)",
     ),
     "era5_uk_t2m": Suite(
@@ -126,6 +130,7 @@ SUITES: dict[str, Suite] = {
         metric_suite=["masked_mae", "masked_rmse"],
         headline=["masked_mae", "masked_rmse"],
         leads=[1],
+        loss="mae",
         units_note=" (standardised weekly cases)",
     ),
 }

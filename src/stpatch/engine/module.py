@@ -3,52 +3,28 @@
 from __future__ import annotations
 
 import inspect
-import math
+import logging
 import random
 import time
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from stpatch.models import create_model
+from stpatch.engine.losses import get_scheduler, masked_loss, time_cosine_factor
+from stpatch.models import create_model, fit_forecaster
 
-
-def _budget_seconds(max_time: str | None) -> float | None:
-    if not max_time:
-        return None
-    from stpatch.engine.config import parse_max_time
-
-    days, hours, minutes, seconds = (int(p) for p in parse_max_time(max_time).split(":"))
-    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
-
-
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str) -> torch.Tensor:
-    """Mean elementwise loss over the observed entries only.
-
-    Args:
-        pred, target: same shape, e.g. ``(B, T, C, H, W)`` or ``(B, T, N, C)``.
-        mask: bool like ``target``, True where observed; ``None`` means all observed.
-        kind: ``"mse"``, ``"mae"`` or ``"huber"``.
-    """
-    if kind == "mse":
-        err = (pred - target) ** 2
-    elif kind == "mae":
-        err = (pred - target).abs()
-    elif kind == "huber":
-        err = F.huber_loss(pred, target, reduction="none")
-    else:
-        raise ValueError(f"loss must be mse, mae or huber, got {kind!r}")
-    if mask is None:
-        return err.mean()
-    mask = mask.to(err.dtype)
-    # missing targets count zero and are left out of the mean, never treated as true zeros
-    return (err * mask).sum() / mask.sum().clamp_min(1.0)
+log = logging.getLogger("stpatch")
 
 
 def build_model(model_options: dict, data_meta: dict) -> torch.nn.Module:
-    """Create the forecaster named in ``model_options`` for data described by ``data_meta``."""
+    """Create the forecaster named in ``model_options`` for data described by ``data_meta``.
+
+    ``model_options`` may name a ``base`` forecast (with ``base_options``, ``feed_base``): the model
+    is then a correction on it (:mod:`stpatch.models.base_forecast`). Grids pass their
+    ``grid_size`` (H, W), sensors ``num_nodes``, ``coords`` and ``adjacency``, to the models
+    that take them (e.g. the per-location ``linear``).
+    """
     options = {k: v for k, v in model_options.items() if k != "name"}
     kwargs = dict(in_channels=data_meta["in_channels"], t_in=data_meta["t_in"], t_out=data_meta["t_out"])
     if data_meta["kind"] == "sensor":
@@ -56,6 +32,8 @@ def build_model(model_options: dict, data_meta: dict) -> torch.nn.Module:
         for key in ("coords", "adjacency"):
             if data_meta.get(key) is not None:
                 kwargs[key] = np.asarray(data_meta[key])
+    elif data_meta.get("spatial_shape"):
+        kwargs["grid_size"] = tuple(int(s) for s in data_meta["spatial_shape"])
     return create_model(model_options["name"], **kwargs, **options)
 
 
@@ -83,6 +61,16 @@ class ForecastModule(pl.LightningModule):
         # weight-free baselines carry a zero-size parameter so optimizers accept them; they learn nothing
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad) > 0
 
+    def setup(self, stage: str) -> None:
+        """Fit what is fitted in closed form (a base forecast, a linear or climatology model) on the
+        training split, before the first optimiser step or validation. A resumed run then loads
+        the fitted state from its checkpoint (the same values)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "train_dataloader"):
+            fitted = fit_forecaster(self.model, datamodule.train_dataloader)
+            if fitted:
+                log.info("fitted %s on the training split", ", ".join(n or type(self.model).__name__ for n in fitted))
+
     def forward(self, batch: dict) -> torch.Tensor:
         extra = {k: batch[k] for k in self._time_features if k in batch}
         return self.model(batch["x"], **extra)
@@ -103,28 +91,16 @@ class ForecastModule(pl.LightningModule):
     def configure_optimizers(self):
         opts = self.train_options
         optimizer = torch.optim.AdamW(self.parameters(), lr=opts.get("lr", 1e-3), weight_decay=opts.get("weight_decay", 0.0))
-        if opts.get("scheduler", "cosine") == "none":
-            return optimizer
-        budget = _budget_seconds(opts.get("max_time"))
-        if budget:
-            # under a wall-clock budget the number of steps is unknown: anneal over elapsed time instead
-            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: self._time_factor(step, budget))
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-        # step-wise one-cycle cosine over the planned steps
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if total and total != float("inf") else 10_000
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=opts.get("lr", 1e-3), total_steps=max(total, 1),
-                                                       pct_start=0.05, anneal_strategy="cos")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        # the schedule by name, from the one table (stpatch.engine.losses.SCHEDULERS) the config checks
+        schedule = get_scheduler(opts.get("scheduler", "cosine"))(self, optimizer)
+        return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_train_start(self) -> None:
         self._started = time.monotonic()
 
     def _time_factor(self, step: int, budget: float) -> float:
-        warmup = min(1.0, (step + 1) / 50)
         elapsed = time.monotonic() - getattr(self, "_started", time.monotonic())
-        progress = min(elapsed / budget, 1.0)
-        return warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return time_cosine_factor(step, elapsed, budget)
 
     # Random states travel with the checkpoint so that a resumed run continues exactly.
     def on_save_checkpoint(self, checkpoint: dict) -> None:

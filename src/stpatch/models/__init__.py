@@ -7,20 +7,24 @@ torch.Size([1, 3, 1, 30, 45])
 
 Grid models map ``(B, T_in, C, H, W) -> (B, T_out, C, H, W)`` for any ``H, W``; sensor models
 ``(B, T_in, N, C) -> (B, T_out, N, C)``. ``list_models(kind="sensor")`` lists those that take
-sensor networks (the baselines take both).
+sensor networks (the baselines take both). Any learned model takes ``base=`` to stand on a base
+forecast (:mod:`stpatch.models.base_forecast`).
 """
 
 import torch  # noqa: F401  (used by the doctest above)
 
 from stpatch.models import extrapolation as _extrapolation  # noqa: F401  (registers "extrapolation"; pysteps loads when built)
+from stpatch.models.base_forecast import BasedForecaster, create_based, fit_forecaster
 from stpatch.models.baselines import Climatology, LinearAR, Persistence
 from stpatch.models.convlstm import ConvLSTM, ConvLSTMCell
 from stpatch.models.profile import PeakTensorMemory, count_parameters, flop_counter, profile_model
 from stpatch.models.registry import ModelEntry, create_model, get_model_entry, list_models, register_model
 from stpatch.models.sensor import STPNetSensor, normalized_adjacency
+from stpatch.models.stid import STID
 from stpatch.models.stpnet import STPNet
 
 __all__ = [
+    "BasedForecaster",
     "Climatology",
     "ConvLSTM",
     "ConvLSTMCell",
@@ -28,10 +32,13 @@ __all__ = [
     "ModelEntry",
     "PeakTensorMemory",
     "Persistence",
+    "STID",
     "STPNet",
     "STPNetSensor",
     "count_parameters",
+    "create_based",
     "create_model",
+    "fit_forecaster",
     "flop_counter",
     "get_model_entry",
     "list_models",

@@ -7,9 +7,13 @@ The constructor convention, shared by every registered model::
                  coords=None, adjacency=None, **options)                              # sensors
 
 A grid model maps ``(B, T_in, C, H, W) -> (B, T_out, C, H, W)``; a sensor model
-``(B, T_in, N, C) -> (B, T_out, N, C)``. The context arguments ``num_nodes``, ``coords`` and
-``adjacency`` are passed only to models whose constructor takes them, so one call works for
-every model. Every model class has ``kind = "grid"`` or ``"sensor"``.
+``(B, T_in, N, C) -> (B, T_out, N, C)``. The context arguments ``num_nodes``, ``coords``,
+``adjacency`` and ``grid_size`` (``(H, W)``) are passed only to models whose constructor takes
+them, so one call works for every model. Every model class has ``kind = "grid"`` or ``"sensor"``.
+
+Any learned model also takes ``base=`` (``"persistence"``, ``"linear"``, ``"climatology"``, ...,
+or ``"none"``), ``base_options=`` and ``feed_base=``: it is then built as a correction on that
+base forecast (:mod:`stpatch.models.base_forecast`).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["CONTEXT_ARGS", "ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
+__all__ = ["BASE_ARGS", "CONTEXT_ARGS", "ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
 
-CONTEXT_ARGS = ("num_nodes", "coords", "adjacency")
+CONTEXT_ARGS = ("num_nodes", "coords", "adjacency", "grid_size")
+BASE_ARGS = ("base", "base_options", "feed_base")
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
@@ -116,9 +121,11 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     Args:
         name: one of :func:`list_models`.
         **kwargs: ``in_channels``, ``t_in``, ``t_out``, for sensor models ``num_nodes`` (and
-            optionally ``coords (N, 2)``, ``adjacency (N, N)``), then model options. Context
-            arguments a model does not name in its signature are dropped; a misspelt option is a
-            TypeError.
+            optionally ``coords (N, 2)``, ``adjacency (N, N)``), for grids optionally
+            ``grid_size (H, W)``, then model options. Context arguments a model does not name in
+            its signature are dropped; a misspelt option is a TypeError. ``base``,
+            ``base_options`` and ``feed_base`` build the model as a correction on a base forecast
+            (see :func:`stpatch.models.base_forecast.create_based`).
 
     >>> model = create_model("persistence", in_channels=1, t_in=4, t_out=2, num_nodes=None)
     >>> type(model).__name__
@@ -126,6 +133,10 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """
     entry = get_model_entry(name)
     accepted = _accepted(entry.factory)
+    if any(key in kwargs for key in BASE_ARGS) and "base" not in accepted:
+        from stpatch.models.base_forecast import create_based
+
+        return create_based(name, **kwargs)
     for key in CONTEXT_ARGS:
         if key in kwargs and key not in accepted:
             kwargs.pop(key)

@@ -4,7 +4,7 @@
 
     x (B, T_in, N, C)
       -> time patches per sensor, Linear(pt*C -> node_dim)                     (B, nT, N, node_dim)
-         + learnable node embedding + time-of-day / day-of-week embeddings (when given)
+         + learnable node embedding + time-of-day / day-of-week embeddings (when given and used)
       -> graph mixing: h + Linear(A_norm @ h), A_norm = D^-1/2 (A + I) D^-1/2   (when adjacency given)
       -> spatial groups of k sensors (KD split of coords, else index order),
          Linear(k*node_dim -> dim)                                              (B, nT, G, dim)
@@ -67,8 +67,13 @@ class STPNetSensor(nn.Module):
         node_dim: per-sensor feature size; ``dim``: token size of the attention.
         attn_depth, heads, attention, mlp_ratio: the attention blocks (``attention`` is a
             :class:`~stpatch.nn.SpacetimeAttention` mode over the ``(nT, G)`` token grid).
-        tod_slots: time-of-day embedding slots (288 = 5-minute steps).
-        residual: forecast = last input value + predicted change (head starts at zero).
+        tod_slots: time-of-day embedding slots (288 = 5-minute steps; fewer slots share a table
+            row between neighbouring times, which needs less data to learn).
+        use_tod, use_dow: whether the time-of-day / day-of-week embeddings exist. Turn ``dow``
+            off when the training span does not cover every weekday (Los-loop's 7 days split
+            chronologically leave the test weekdays unseen).
+        residual: forecast = last input value + predicted change (head starts at zero). The
+            general form is ``base=`` (see :mod:`stpatch.models.base_forecast`).
         dropout: dropout in the blocks and the output MLP.
 
     ``forward(x, tod=None, dow=None)``: ``tod`` ``(B, T_in)`` float in ``[0, 1)``, ``dow``
@@ -95,6 +100,8 @@ class STPNetSensor(nn.Module):
         attention: str = "joint",
         mlp_ratio: float = 2.0,
         tod_slots: int = 288,
+        use_tod: bool = True,
+        use_dow: bool = True,
         residual: bool = True,
         dropout: float = 0.0,
     ) -> None:
@@ -119,8 +126,12 @@ class STPNetSensor(nn.Module):
 
         self.patch_embed = nn.Linear(self.time_patch * self.in_channels, node_dim)
         self.node_embed = nn.Parameter(torch.randn(self.num_nodes, node_dim) * 0.02)
-        self.tod_embed = nn.Embedding(self.tod_slots, node_dim)
-        self.dow_embed = nn.Embedding(7, node_dim)
+        # small initial rows: a slot never seen in training adds (almost) nothing
+        self.tod_embed = nn.Embedding(self.tod_slots, node_dim) if use_tod else None
+        self.dow_embed = nn.Embedding(7, node_dim) if use_dow else None
+        for table in (self.tod_embed, self.dow_embed):
+            if table is not None:
+                nn.init.normal_(table.weight, std=0.02)
         if adjacency is not None:
             adj = normalized_adjacency(adjacency)
             if adj.shape[0] != self.num_nodes:
@@ -147,6 +158,11 @@ class STPNetSensor(nn.Module):
             nn.init.zeros_(self.out[-1].bias)
 
     @property
+    def output_layer(self) -> nn.Linear:
+        """The last projection (zeroed when the model stands on a base forecast)."""
+        return self.out[-1]
+
+    @property
     def groups(self) -> SensorGroups:
         """The spatial :class:`~stpatch.patches.SensorGroups` (rebuilt from the buffers)."""
         return SensorGroups(self.num_nodes, self.group_size, self.group_perm, self.group_mask)
@@ -169,14 +185,14 @@ class STPNetSensor(nn.Module):
         b = x.shape[0]
         tokens, _ = patchify_sensors(x, self.time_patch, None, pad="replicate")  # (B, nT, N, pt*C)
         h = self.patch_embed(tokens) + self.node_embed
-        if tod is not None:
+        if self.tod_embed is not None and tod is not None:
             slot = (tod.to(x.device).float() * self.tod_slots).floor().long().clamp(0, self.tod_slots - 1)
             h = h + self._time_embedding(slot, self.tod_embed, b)
-        else:  # keep the table in the graph (zero contribution) so DDP sees every parameter used
+        elif self.tod_embed is not None:  # keep the table in the graph (zero contribution) so DDP sees every parameter used
             h = h + 0.0 * self.tod_embed.weight[0]
-        if dow is not None:
+        if self.dow_embed is not None and dow is not None:
             h = h + self._time_embedding(dow.to(x.device).long().clamp(0, 6), self.dow_embed, b)
-        else:
+        elif self.dow_embed is not None:
             h = h + 0.0 * self.dow_embed.weight[0]
         if self.graph_mix is not None:
             h = h + self.graph_mix(torch.einsum("nm,btmd->btnd", self.adjacency, h))

@@ -61,9 +61,12 @@ class STPNet(nn.Module):
         mlp_ratio: MLP width of the blocks.
         position: ``"sincos"``, ``"learned"`` or ``"none"``, added before the attention blocks.
         residual: forecast = last input frame + predicted change (the head starts at zero, so an
-            untrained model is persistence).
+            untrained model is persistence). The general form is ``base=`` (any base forecast, see
+            :mod:`stpatch.models.base_forecast`); ``base="persistence"`` is the same forecast.
         pad_mode: how the patch embedding pads non-divisible sizes.
         drop_path: stochastic depth (linearly increasing over the blocks).
+        use_tod: condition on the time of day: ``forward(x, tod)`` with ``tod (B, T_in)`` in
+            ``[0, 1)`` adds ``Linear(sin/cos of 2 daily harmonics)`` to the tokens of each time slice.
     """
 
     kind = "grid"
@@ -89,6 +92,7 @@ class STPNet(nn.Module):
         residual: bool = True,
         pad_mode: str = "replicate",
         drop_path: float = 0.0,
+        use_tod: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.t_in, self.t_out = int(in_channels), int(t_in), int(t_out)
@@ -108,6 +112,7 @@ class STPNet(nn.Module):
         t_tokens = ceil_div(self.t_in, self.patch[0])
 
         self.embed = PatchEmbed(self.in_channels, dims[0], self.patch, pad_mode)
+        self.tod_embed = nn.Linear(4, dims[0]) if use_tod else None
         self.convnet = SpacetimeConvNet(dims[0], dims, conv_depths, kernel, conv_mode) if use_conv else None
         if attn_depth > 0:
             if position == "sincos":
@@ -127,13 +132,32 @@ class STPNet(nn.Module):
         self.decoder = SpacetimeConvDecoder(dims, conv_depths, kernel, conv_mode) if use_conv and len(dims) > 1 else None
         self.head = PatchHead(dims[0], self.out_channels, self.t_out, self.patch, t_tokens, zero_init=residual)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Token features after the attention blocks, ``(B, nT, nH', nW', dims[-1])`` (``nH'``: after downsampling)."""
-        return self._encode(x)[0]
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last projection (zeroed when the model stands on a base forecast)."""
+        return self.head.proj
 
-    def _encode(self, x: torch.Tensor):
+    def forward_features(self, x: torch.Tensor, tod: torch.Tensor | None = None) -> torch.Tensor:
+        """Token features after the attention blocks, ``(B, nT, nH', nW', dims[-1])`` (``nH'``: after downsampling)."""
+        return self._encode(x, tod)[0]
+
+    def _time_of_day(self, tod: torch.Tensor, n_t: int) -> torch.Tensor:
+        """``(B, T_in)`` -> ``(B, nT, 1, 1, dims[0])``: daily harmonics, averaged within each time slice."""
+        b, pt = tod.shape[0], self.patch[0]
+        if tod.shape != (b, self.t_in):
+            raise ValueError(f"tod must be (B, T_in) = ({b}, {self.t_in}), got {tuple(tod.shape)}")
+        angle = 2 * torch.pi * tod.float()
+        feats = torch.stack([angle.sin(), angle.cos(), (2 * angle).sin(), (2 * angle).cos()], -1)  # (B, T_in, 4)
+        pad = n_t * pt - self.t_in
+        if pad:
+            feats = torch.cat([feats, feats[:, -1:].expand(b, pad, 4)], 1)
+        return self.tod_embed(feats.reshape(b, n_t, pt, 4).mean(2))[:, :, None, None]
+
+    def _encode(self, x: torch.Tensor, tod: torch.Tensor | None = None):
         check_grid(x, type(self).__name__, self.in_channels, self.t_in)
         tokens, grid = self.embed(x)
+        if self.tod_embed is not None:
+            tokens = tokens + (self._time_of_day(tod, tokens.shape[1]) if tod is not None else 0.0 * self.tod_embed.bias)
         h = rearrange(tokens, "b t h w d -> b d t h w")
         skips: list[torch.Tensor] = []
         if self.convnet is not None:
@@ -146,9 +170,9 @@ class STPNet(nn.Module):
             z = self.norm(z)
         return z, skips, grid
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T_in, C, H, W) -> (B, T_out, C_out, H, W)``."""
-        z, skips, grid = self._encode(x)
+    def forward(self, x: torch.Tensor, tod: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T_in, C, H, W) -> (B, T_out, C_out, H, W)``; ``tod (B, T_in)`` is used with ``use_tod``."""
+        z, skips, grid = self._encode(x, tod)
         if self.decoder is not None:
             z = rearrange(self.decoder(rearrange(z, "b t h w d -> b d t h w"), skips), "b d t h w -> b t h w d")
         out = self.head(z, grid)

@@ -1,0 +1,207 @@
+"""A learned forecaster stands on a base forecast: ``forecast = base(x) + correction(x, ...)``.
+
+One mechanism for every learned model, grid or sensor. The base is any registered forecaster
+that learns nothing by gradient: parameter-free (``persistence``, ``extrapolation``) or fitted in
+closed form on the training split (``linear``, ``climatology``); ``"none"`` means no base. The
+correction is the learned model, built with its own ``residual`` off and its output layer set to
+zero, so an untrained model *is* its base, exactly.
+
+In a config::
+
+    model:
+      name: stpnet_sensor       # the correction network
+      base: linear              # a registry name, or none
+      base_options: {ridge: 0.001}
+      feed_base: true           # the correction also sees the base forecast
+
+With ``feed_base`` the correction is built for ``T_in + T_out`` input steps and reads the input
+window followed by the base forecast, ``cat([x, base(x)], dim=1)`` (time features are extended
+over the forecast steps). Fittable bases are fitted by :func:`fit_forecaster` (the engine calls it
+on the training split before the first optimiser step); their fitted state is part of the state
+dict, so a loaded run reproduces its base.
+
+>>> import torch
+>>> from stpatch.models import create_model
+>>> model = create_model("stpnet_sensor", in_channels=1, t_in=6, t_out=3, num_nodes=5, base="linear")
+>>> x = torch.randn(2, 6, 5, 1)
+>>> bool((model(x) == model.base(x)).all())   # untrained: exactly the base
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from stpatch.models.registry import CONTEXT_ARGS, create_model, get_model_entry
+
+__all__ = ["BasedForecaster", "create_based", "extend_time_features", "fit_forecaster", "zero_output_layer"]
+
+_TIME_ARGS = ("tod", "dow")
+
+
+def _time_args(module: nn.Module) -> tuple[str, ...]:
+    params = inspect.signature(module.forward).parameters
+    return tuple(k for k in _TIME_ARGS if k in params)
+
+
+def zero_output_layer(model: nn.Module, name: str = "model") -> None:
+    """Set the weights and bias of ``model.output_layer`` (its last projection) to zero.
+
+    Raises a ValueError naming the model when it does not expose ``output_layer``.
+    """
+    layer = getattr(model, "output_layer", None)
+    if not isinstance(layer, nn.Module) or not hasattr(layer, "weight"):
+        raise ValueError(
+            f"{name} ({type(model).__name__}) exposes no `output_layer`, so its head cannot start at zero; "
+            "it cannot stand on a base forecast"
+        )
+    nn.init.zeros_(layer.weight)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+
+
+def extend_time_features(
+    tod: torch.Tensor | None, dow: torch.Tensor | None, t_out: int
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(B, T_in)`` time of day / day of week -> ``(B, T_in + T_out)``, the forecast steps appended.
+
+    The step is the spacing of the last two ``tod`` values; the day of week advances when the
+    time of day wraps past midnight.
+    """
+    if tod is None:
+        return None, None if dow is None else torch.cat([dow, dow[:, -1:].expand(-1, t_out)], 1)
+    step = (tod[:, -1:] - tod[:, -2:-1]) % 1.0 if tod.shape[1] > 1 else torch.zeros_like(tod[:, -1:])
+    ahead = tod[:, -1:] + step * torch.arange(1, t_out + 1, device=tod.device, dtype=tod.dtype)
+    days = (ahead + 1e-5).floor()  # 23/24 + 1/24 is midnight, not a hair before it
+    future_tod = torch.cat([tod, (ahead - days).clamp(min=0.0)], 1)
+    if dow is None:
+        return future_tod, None
+    future_dow = (dow[:, -1:] + days.long()) % 7
+    return future_tod, torch.cat([dow, future_dow], 1)
+
+
+class BasedForecaster(nn.Module):
+    """``forecast = base(x) + correction(x')``, ``x' = x`` or ``cat([x, base(x)], 1)`` (``feed_base``).
+
+    Args:
+        correction: the learned model; its ``output_layer`` is zeroed here.
+        base: a forecaster with nothing to train by gradient (its parameters are frozen), or
+            ``None`` for no base (the correction alone, starting at zero).
+        t_out: forecast steps ``T_out``.
+        feed_base: the correction reads the input window followed by the base forecast (it must
+            have been built for ``T_in + T_out`` input steps).
+        base_name: the base's registry name, for messages and reports.
+
+    ``forward(x, tod=None, dow=None)``: ``(B, T_in, C, H, W) -> (B, T_out, C, H, W)`` or
+    ``(B, T_in, N, C) -> (B, T_out, N, C)``; ``tod``/``dow`` ``(B, T_in)`` go to whichever part
+    takes them.
+    """
+
+    def __init__(
+        self, correction: nn.Module, base: nn.Module | None, t_out: int, feed_base: bool = False, base_name: str = "none"
+    ) -> None:
+        super().__init__()
+        if feed_base and base is None:
+            raise ValueError("feed_base=True needs a base forecast (base is 'none')")
+        self.correction = correction
+        self.base = base
+        self.t_out = int(t_out)
+        self.feed_base = bool(feed_base)
+        self.base_name = base_name
+        self.kind = getattr(correction, "kind", "grid")
+        zero_output_layer(correction, type(correction).__name__)
+        if base is not None:
+            base.requires_grad_(False)  # the base is fitted in closed form, never by the optimiser
+        self._base_time = _time_args(base) if base is not None else ()
+        self._correction_time = _time_args(correction)
+
+    def base_forecast(self, x: torch.Tensor, tod: torch.Tensor | None = None, dow: torch.Tensor | None = None) -> torch.Tensor:
+        """The base's forecast ``(B, T_out, ...)`` (zeros for no base)."""
+        if self.base is None:
+            return x.new_zeros(x.shape[0], self.t_out, *x.shape[2:])
+        extra = {k: v for k, v in (("tod", tod), ("dow", dow)) if v is not None and k in self._base_time}
+        return self.base(x, **extra)
+
+    def forward(self, x: torch.Tensor, tod: torch.Tensor | None = None, dow: torch.Tensor | None = None) -> torch.Tensor:
+        base = self.base_forecast(x, tod, dow)
+        inputs = x
+        if self.feed_base:
+            inputs = torch.cat([x, base.to(x.dtype)], dim=1)
+            tod, dow = extend_time_features(tod, dow, self.t_out)
+        extra = {k: v for k, v in (("tod", tod), ("dow", dow)) if v is not None and k in self._correction_time}
+        return base + self.correction(inputs, **extra)
+
+    def extra_repr(self) -> str:
+        return f"base={self.base_name!r}, feed_base={self.feed_base}"
+
+
+def _takes(factory: Callable[..., Any], key: str) -> bool:
+    params = inspect.signature(factory).parameters
+    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def create_based(
+    name: str, base: str | None = "persistence", base_options: dict | None = None, feed_base: bool = False, **kwargs: Any
+) -> BasedForecaster:
+    """The registered model ``name`` as a correction on the registered forecaster ``base``.
+
+    Args:
+        name: the learned model (a registry name).
+        base: ``"none"`` / ``None``, or a registry name of a forecaster without gradient-trained
+            weights (``persistence``, ``linear``, ``climatology``, ``extrapolation``, ...).
+        base_options: constructor options of the base (e.g. ``{"ridge": 1e-3}`` for ``linear``).
+        feed_base: the correction also reads the base forecast (built for ``T_in + T_out`` steps).
+        **kwargs: ``in_channels``, ``t_in``, ``t_out``, context arguments (``num_nodes``, ``coords``,
+            ``adjacency``, ``grid_size``) and the correction's own options.
+    """
+    base = "none" if base is None else str(base)
+    entry = get_model_entry(name)
+    if kwargs.get("residual"):
+        raise ValueError(f"{name}: residual=True adds persistence itself; with base={base!r} the base is the "
+                         "residual (use base: persistence instead of residual: true)")
+    t_in, t_out = int(kwargs.get("t_in", 1)), int(kwargs.get("t_out", 1))
+    correction_kwargs = dict(kwargs)
+    if _takes(entry.factory, "residual"):
+        correction_kwargs["residual"] = False
+    if feed_base:
+        correction_kwargs["t_in"] = t_in + t_out
+    correction = create_model(name, **correction_kwargs)
+    base_model = None
+    if base != "none":
+        context = {k: kwargs[k] for k in ("in_channels", "t_in", "t_out", *CONTEXT_ARGS) if k in kwargs}
+        base_model = create_model(base, **context, **(base_options or {}))
+        learned = any(p.requires_grad and p.numel() for p in base_model.parameters())
+        if learned and not hasattr(base_model, "fit"):
+            raise ValueError(f"base {base!r} has weights to train by gradient; a base must be parameter-free or "
+                             "fitted in closed form (persistence, linear, climatology, extrapolation)")
+    elif base_options:
+        raise ValueError(f"base_options {base_options} given without a base")
+    return BasedForecaster(correction, base_model, t_out, feed_base=feed_base, base_name=base)
+
+
+@torch.no_grad()
+def fit_forecaster(model: nn.Module, data: Callable[[], Iterable] | Iterable) -> list[str]:
+    """Fit, in closed form, every not yet fitted part of ``model`` that can be (a base, or the model).
+
+    Args:
+        model: a forecaster; its submodules with ``fit`` and ``fitted`` (``linear``,
+            ``climatology``) are fitted when ``fitted`` is False.
+        data: the training batches (e.g. a DataLoader), or a function that returns them
+            (called only when something needs fitting).
+
+    Returns:
+        the qualified names of the modules fitted (``""`` is the model itself). The global
+        random state is left as it was, so fitting does not change the training that follows.
+    """
+    todo = [(n, m) for n, m in model.named_modules() if hasattr(m, "fit") and getattr(m, "fitted", True) is False]
+    if not todo:
+        return []
+    with torch.random.fork_rng(devices=[]):
+        for _, module in todo:
+            module.fit(data() if callable(data) else data)
+    return [n for n, _ in todo]

@@ -1,0 +1,229 @@
+"""forecast = base + correction: an untrained model is its base; fitted bases; the engine fits them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stpatch.models import BasedForecaster, Climatology, LinearAR, create_model, fit_forecaster
+from stpatch.models.base_forecast import extend_time_features
+
+N = 7
+
+
+def _sensor_batches(n_batches=3, b=8, t_in=6, t_out=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n_batches):
+        series = torch.randn(b, t_in + t_out, N, 1, generator=g).cumsum(1)
+        tod = (torch.arange(t_in, dtype=torch.float32)[None] / 48 + torch.rand(b, 1, generator=g)) % 1.0
+        out.append({"x": series[:, :t_in], "y": series[:, t_in:], "tod": tod, "dow": torch.zeros(b, t_in, dtype=torch.long),
+                    "x_mask": torch.ones(b, t_in, N, 1, dtype=torch.bool), "y_mask": torch.ones(b, t_out, N, 1, dtype=torch.bool)})
+    return out
+
+
+@pytest.mark.parametrize("name", ["stpnet_sensor", "stid"])
+@pytest.mark.parametrize("base", ["persistence", "linear", "climatology"])
+@pytest.mark.parametrize("feed_base", [False, True])
+def test_untrained_sensor_model_is_exactly_its_base(name, base, feed_base):
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=1, t_in=6, t_out=3, num_nodes=N, base=base, feed_base=feed_base)
+    assert isinstance(model, BasedForecaster) and model.kind == "sensor"
+    batches = _sensor_batches()
+    fitted = fit_forecaster(model, batches)
+    assert fitted == ([] if base == "persistence" else ["base"])
+    b = batches[0]
+    out = model(b["x"], tod=b["tod"], dow=b["dow"])
+    assert out.shape == (8, 3, N, 1)
+    assert torch.equal(out, model.base(b["x"], tod=b["tod"]))
+    # the correction learns, the base does not
+    out.square().mean().backward()
+    assert all(p.grad is None for p in model.base.parameters())
+    assert model.correction.output_layer.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["stpnet_tiny", "stpconv", "stpformer"])
+def test_untrained_grid_model_is_exactly_its_base(name):
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=1, t_in=4, t_out=2, base="linear", grid_size=(9, 11))
+    series = torch.randn(3, 30, 1, 9, 11).cumsum(1)
+    model.base.fit(series)
+    x = series[:, :4]
+    torch.testing.assert_close(model(x), model.base(x), rtol=0, atol=0)
+    assert model.base.per_location and model.base.weight.shape == (99, 2, 4)
+
+
+def test_base_none_starts_at_zero_and_errors():
+    model = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="none")
+    assert model.base is None and torch.equal(model(torch.randn(2, 6, N, 1)), torch.zeros(2, 3, N, 1))
+    with pytest.raises(ValueError, match="residual"):
+        create_model("stpnet_sensor", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="linear", residual=True)
+    with pytest.raises(ValueError, match="parameter-free or fitted"):
+        create_model("stpnet_sensor", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="stid")
+    with pytest.raises(ValueError, match="output_layer"):
+        create_model("convlstm", in_channels=1, t_in=4, t_out=2, base="persistence")
+    with pytest.raises(ValueError, match="unknown model"):
+        create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="persistance")
+    with pytest.raises(ValueError, match="feed_base"):
+        create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="none", feed_base=True)
+
+
+def test_fitted_base_lives_in_the_state_dict():
+    kw = dict(in_channels=1, t_in=6, t_out=3, num_nodes=N, feed_base=True)
+    model = create_model("stpnet_sensor", base="climatology", base_options={"slots": "auto"}, **kw)
+    batches = _sensor_batches()
+    fit_forecaster(model, lambda: batches)
+    assert model.base.mean_.shape == (48, N, 1)  # tod steps of 1/48 day
+    with torch.no_grad():
+        model.correction.output_layer.weight.normal_()  # as if trained
+    fresh = create_model("stpnet_sensor", base="climatology", base_options={"slots": "auto"}, **kw)
+    fresh.load_state_dict(model.state_dict())
+    assert fit_forecaster(fresh, batches) == []  # already fitted: nothing to do
+    b = batches[1]
+    torch.testing.assert_close(fresh(b["x"], tod=b["tod"]), model(b["x"], tod=b["tod"]))
+
+
+def test_fit_forecaster_keeps_the_random_state():
+    model = create_model("linear", in_channels=1, t_in=6, t_out=3, num_nodes=N)
+    state = torch.get_rng_state()
+    assert fit_forecaster(model, _sensor_batches()) == [""]
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_extend_time_features_crosses_midnight():
+    tod = torch.tensor([[22 / 24, 23 / 24]])
+    dow = torch.tensor([[6, 6]])
+    t, d = extend_time_features(tod, dow, 3)
+    torch.testing.assert_close(t, torch.tensor([[22 / 24, 23 / 24, 0.0, 1 / 24, 2 / 24]]))
+    assert d.tolist() == [[6, 6, 0, 0, 0]]
+
+
+# --------------------------------------------------------------------------- the closed-form fits
+
+
+def _lstsq_per_location(x: np.ndarray, y: np.ndarray, m: np.ndarray, ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Independent fit: per location and lead, least squares over the rows whose target is observed.
+
+    The ridge term (``ridge`` x the mean squared input, on the weights, not the bias) enters as
+    extra rows of the system (augmented least squares), not through the normal equations.
+    """
+    b, t_in, p = x.shape
+    t_out = y.shape[1]
+    w, c = np.zeros((p, t_out, t_in)), np.zeros((p, t_out))
+    for loc in range(p):
+        for o in range(t_out):
+            rows = m[:, o, loc]
+            a = np.concatenate([x[rows, :, loc], np.ones((rows.sum(), 1))], axis=1)
+            target = y[rows, o, loc]
+            strength = np.sqrt(ridge * (a[:, :t_in] ** 2).sum(0).mean())
+            a = np.concatenate([a, np.concatenate([strength * np.eye(t_in), np.zeros((t_in, 1))], axis=1)])
+            sol = np.linalg.lstsq(a, np.concatenate([target, np.zeros(t_in)]), rcond=None)[0]
+            w[loc, o], c[loc, o] = sol[:t_in], sol[t_in]
+    return w, c
+
+
+def test_linear_fit_is_masked_least_squares():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5, 4, 1)).astype(np.float32)
+    y = (0.7 * x[:, -1:] - 0.2 * x[:, :1] + 0.1 * rng.normal(size=(200, 2, 4, 1))).astype(np.float32)
+    mask = rng.uniform(size=y.shape) > 0.2
+    y_bad = np.where(mask, y, 1e3).astype(np.float32)  # missing targets hold garbage: they must not count
+    model = LinearAR(1, 5, 2, num_nodes=4, ridge=0.0)
+    assert not model.fitted and sum(p.numel() for p in model.parameters()) == 0
+    batches = [{"x": torch.from_numpy(x[i:i + 50]), "y": torch.from_numpy(y_bad[i:i + 50]),
+                "y_mask": torch.from_numpy(mask[i:i + 50])} for i in range(0, 200, 50)]
+    model.fit(batches)
+    assert model.fitted
+    w, c = _lstsq_per_location(x.reshape(200, 5, 4), y.reshape(200, 2, 4), mask.reshape(200, 2, 4))
+    np.testing.assert_allclose(model.weight.numpy(), w, atol=1e-4)
+    np.testing.assert_allclose(model.bias.numpy(), c, atol=1e-4)
+
+
+def test_linear_fit_from_a_series_and_trainable_variant():
+    torch.manual_seed(0)
+    series = torch.randn(2, 60, 3, 1).cumsum(1)
+    a = LinearAR(1, 4, 2, num_nodes=3).fit(series)
+    windows = torch.stack([series[:, i:i + 6] for i in range(55)], 1).flatten(0, 1)
+    b = LinearAR(1, 4, 2, num_nodes=3).fit([(windows[:, :4], windows[:, 4:])])
+    torch.testing.assert_close(a.weight, b.weight)
+    trainable = LinearAR(1, 4, 2, num_nodes=3, trainable=True).fit(series)
+    assert isinstance(trainable.weight, torch.nn.Parameter) and trainable.has_parameters
+    torch.testing.assert_close(trainable.weight.detach(), a.weight)
+
+
+def test_climatology_fit_leaves_out_missing_entries():
+    x = torch.tensor([1.0, 3.0, 0.0, 5.0]).reshape(1, 4, 1, 1)
+    mask = torch.tensor([True, True, False, True]).reshape(1, 4, 1, 1)
+    model = Climatology(1, 2, 1, num_nodes=1).fit(x, mask=mask)
+    torch.testing.assert_close(model.overall_, torch.tensor([[3.0]]))
+    batch = {"x": x, "x_mask": mask}
+    torch.testing.assert_close(Climatology(1, 2, 1, num_nodes=1).fit([batch]).overall_, torch.tensor([[3.0]]))
+
+
+# --------------------------------------------------------------------------- through the engine
+
+
+def _sensor_data(steps=400, nodes=5):
+    """A daily cycle with an AR(1) wiggle on a small sensor network, one missing reading."""
+    from stpatch.data import from_numpy
+
+    rng = np.random.default_rng(0)
+    t = np.arange(steps)
+    noise = np.zeros((steps, nodes))
+    for i in range(1, steps):
+        noise[i] = 0.8 * noise[i - 1] + rng.normal(0, 1, nodes)
+    values = 50 + 10 * np.sin(2 * np.pi * t / 48)[:, None] + noise
+    values[40, 2] = 0.0  # a missing reading (null value 0)
+    times = np.datetime64("2024-01-01T00:00") + t * np.timedelta64(30, "m")
+    return from_numpy(values.astype(np.float32), layout="TN", times=times, null_value=0.0)
+
+
+def _config(tmp_path, model, baselines):
+    return {"data": {"name": "mine", "t_in": 6, "t_out": 3, "batch_size": 16},
+            "model": model, "train": {"max_steps": 3, "seed": 0, "progress": False},
+            "eval": {"baselines": baselines}, "run_dir": str(tmp_path / "run")}
+
+
+def test_evaluate_fits_the_linear_baseline_on_the_training_split(tmp_path):
+    import stpatch
+    from stpatch.data import make_datamodule
+
+    data = _sensor_data()
+    stpatch.train(_config(tmp_path, {"name": "persistence"}, ["linear"]), data=data)
+    result = stpatch.evaluate(tmp_path / "run", data=data, write=False, figures=False)
+    lin, per = result["per_horizon"]["linear"]["masked_mae"], result["per_horizon"]["persistence"]["masked_mae"]
+    assert lin != pytest.approx(per, rel=1e-3)
+
+    # an independent least-squares fit on the same scaled training windows scores the same
+    dm = make_datamodule(data, t_in=6, t_out=3, batch_size=16, seed=0)
+    dm.setup()
+    train = list(dm.train_dataloader())
+    x = torch.cat([b["x"] for b in train]).flatten(2).double().numpy()
+    y = torch.cat([b["y"] for b in train]).flatten(2).double().numpy()
+    m = torch.cat([b["y_mask"] for b in train]).flatten(2).numpy()
+    w, c = _lstsq_per_location(x, y, m, ridge=LinearAR(1, 6, 3).ridge)
+    errors, counts = np.zeros(3), np.zeros(3)
+    for b in dm.test_dataloader():
+        xb = b["x"].flatten(2).double().numpy()
+        pred = np.einsum("btp,pot->bop", xb, w) + c.T[None]
+        pred = dm.scaler.inverse_transform(torch.from_numpy(pred).float().reshape(b["y"].shape))
+        truth = dm.scaler.inverse_transform(b["y"])
+        mask = b["y_mask"].float()
+        errors += ((pred - truth).abs() * mask).flatten(2).sum((0, 2)).numpy()
+        counts += mask.flatten(2).sum((0, 2)).numpy()
+    np.testing.assert_allclose(lin, errors / counts, rtol=1e-5)
+
+
+def test_a_trained_run_reproduces_its_fitted_base(tmp_path):
+    import stpatch
+
+    data = _sensor_data()
+    model = {"name": "stid", "base": "linear", "embed_dim": 8, "node_dim": 4, "tod_dim": 4, "dow_dim": 4}
+    stpatch.train(_config(tmp_path, model, []), data=data)
+    run = stpatch.load_run(tmp_path / "run")
+    base = run.module.model.base
+    assert isinstance(base, LinearAR) and base.fitted
+    assert not torch.allclose(base.weight[:, :, -1], torch.ones(()))  # fitted, not the persistence start
+    result = stpatch.evaluate(tmp_path / "run", data=data, write=False, figures=False)
+    assert set(result["per_horizon"]) == {"stid"}
