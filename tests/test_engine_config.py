@@ -8,10 +8,11 @@ from stpatch.engine.config import parse_max_time as _max_time
 
 def test_defaults_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("data: {name: digits, t_in: 6}\nmodel: {name: stpnet, dim: 32}\ntrain: {max_epochs: 2}\n")
-    config = load_config(path, ["model.dim=64", "train.lr=0.01", "data.options.test_size=8", "train.max_time=00:01:00"])
+    # (this test used `dim`, which stpnet never took: the model build would have failed; now the config does)
+    path.write_text("data: {name: digits, t_in: 6}\nmodel: {name: stpnet, attn_depth: 1}\ntrain: {max_epochs: 2}\n")
+    config = load_config(path, ["model.attn_depth=3", "train.lr=0.01", "data.options.test_size=8", "train.max_time=00:01:00"])
     assert config.data.t_in == 6 and config.data.t_out == 10
-    assert config.model == {"name": "stpnet", "dim": 64}
+    assert config.model == {"name": "stpnet", "attn_depth": 3}
     assert config.train.lr == 0.01 and config.train.max_epochs == 2
     assert config.data.options == {"test_size": 8}
     assert config.train.max_time == "00:01:00"
@@ -118,7 +119,7 @@ def test_model_options_are_checked_against_the_constructor(tmp_path, signature_m
     with pytest.raises(ConfigError, match=rf"model.dimm for model '{signature_model}'; valid options: .*depth, dim,"):
         load_config(path, ["model.dimm=3"])
     # a constructor that takes **kwargs takes any option (it checks them when built)
-    assert config_from_dict({"model": {"name": "stpnet", "anything": 1}}).model["anything"] == 1
+    assert config_from_dict({"model": {"name": "extrapolation", "anything": 1}}).model["anything"] == 1
 
 
 def test_suites_and_baselines_that_exist_are_accepted():
@@ -166,3 +167,10 @@ def test_save_config_round_trip_is_atomic(tmp_path):
     save_config(config, path)
     assert load_config(path) == config
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["stpnet", "stpnet_tiny", "stpformer", "stpconv"])
+def test_stpnet_presets_reject_an_option_typo_when_the_config_is_read(name):
+    with pytest.raises(ConfigError, match=rf"model.dimm for model '{name}'; valid options: .*dims"):
+        config_from_dict({"data": {"name": "digits"}, "model": {"name": name, "dimm": 3}})
+    assert config_from_dict({"data": {"name": "digits"}, "model": {"name": name, "dims": [16, 32]}}).model["dims"] == [16, 32]

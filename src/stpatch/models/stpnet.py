@@ -22,6 +22,7 @@ it is local, shifted on every other block.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -226,3 +227,9 @@ def stpformer(**kwargs: Any) -> STPNet:
 def stpconv(**kwargs: Any) -> STPNet:
     """Convolution only (ablation): patch embed, conv net dims (32,64) with 2 blocks per stage, decoder, head."""
     return _build(dict(dims=(32, 64), conv_depths=2, attn_depth=0), kwargs)
+
+
+# the presets take exactly STPNet's options; saying so lets a config typo (model.dimm) fail when the
+# config is read instead of when the model is built (engine/config.py checks options by signature)
+for _factory in (stpnet, stpnet_tiny, stpnet_small, stpnet_base, stpformer, stpconv):
+    _factory.__signature__ = inspect.signature(STPNet)
