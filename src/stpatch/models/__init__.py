@@ -46,3 +46,8 @@ __all__ = [
     "profile_model",
     "register_model",
 ]
+
+# a model added as a new module of this package registers itself when imported: no other edit
+from stpatch.discovery import import_submodules as _import_submodules  # noqa: E402
+
+_import_submodules(__name__)
