@@ -32,7 +32,7 @@ def test_untrained_sensor_model_is_exactly_its_base(name, base, feed_base):
     assert isinstance(model, BasedForecaster) and model.kind == "sensor"
     batches = _sensor_batches()
     fitted = fit_forecaster(model, batches)
-    assert fitted == ([] if base == "persistence" else ["base"])
+    assert fitted == ([] if base == "persistence" else [""])  # the model fits its own base
     b = batches[0]
     out = model(b["x"], tod=b["tod"], dow=b["dow"])
     assert out.shape == (8, 3, N, 1)
@@ -82,6 +82,27 @@ def test_fitted_base_lives_in_the_state_dict():
     assert fit_forecaster(fresh, batches) == []  # already fitted: nothing to do
     b = batches[1]
     torch.testing.assert_close(fresh(b["x"], tod=b["tod"]), model(b["x"], tod=b["tod"]))
+
+
+@pytest.mark.parametrize("base", ["persistence", "linear"])
+def test_scaled_correction_is_the_base_until_trained(base):
+    torch.manual_seed(0)
+    model = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base=base, scale_correction=True)
+    assert not model.fitted
+    batches = _sensor_batches()
+    assert fit_forecaster(model, batches) == [""] and model.fitted and getattr(model.base, "fitted", True)
+    # the scale is the base's RMS error per lead on the training batches
+    residual = torch.cat([b["y"] - model.base(b["x"]) for b in batches])
+    torch.testing.assert_close(model.correction_scale, residual.square().mean((0, 2, 3)).sqrt())
+    b = batches[0]
+    assert torch.equal(model(b["x"], tod=b["tod"]), model.base(b["x"]))
+    with torch.no_grad():
+        model.correction.output_layer.bias.fill_(1.0)  # a correction of 1 at every lead ...
+    out = model(b["x"], tod=b["tod"]) - model.base(b["x"])
+    torch.testing.assert_close(out, model.correction_scale.reshape(1, 3, 1, 1).expand_as(out))  # ... in base-error units
+    fresh = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base=base, scale_correction=True)
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.fitted and fit_forecaster(fresh, batches) == []
 
 
 def test_fit_forecaster_keeps_the_random_state():

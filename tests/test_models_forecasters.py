@@ -88,6 +88,10 @@ def test_sensor_model_with_coords_adjacency_and_time_features():
     assert model.tod_embed.weight.grad is not None and model.dow_embed.weight.grad is not None
     with pytest.raises(ValueError, match="tod/dow"):
         model(x, tod=torch.rand(2, 3))
+    options = dict(use_dow=False, head_layers=2, time_patch=2)
+    lean = create_model("stpnet_sensor", in_channels=1, t_in=7, t_out=5, num_nodes=n, **options)
+    assert lean.dow_embed is None and len(lean.head_layers) == 2
+    assert lean(x, tod=tod, dow=dow).shape == (2, 5, n, 1)
     with pytest.raises(ValueError, match="N=23"):
         model(torch.randn(2, 7, 5, 1))
     with pytest.raises(ValueError, match="num_nodes"):

@@ -13,12 +13,16 @@ In a config::
       base: linear              # a registry name, or none
       base_options: {ridge: 0.001}
       feed_base: true           # the correction also sees the base forecast
+      scale_correction: true    # the correction predicts residuals in units of the base's error
 
 With ``feed_base`` the correction is built for ``T_in + T_out`` input steps and reads the input
 window followed by the base forecast, ``cat([x, base(x)], dim=1)`` (time features are extended
-over the forecast steps). Fittable bases are fitted by :func:`fit_forecaster` (the engine calls it
-on the training split before the first optimiser step); their fitted state is part of the state
-dict, so a loaded run reproduces its base.
+over the forecast steps). With ``scale_correction`` the correction's output at lead ``k`` is
+multiplied by the base's RMS error at that lead on the training split: the network predicts
+standardised residuals, so an optimiser step moves a short lead (where the base is already good)
+as little, relative to its error, as a long one. Fittable bases (and that scale) are fitted by
+:func:`fit_forecaster` (the engine calls it on the training split before the first optimiser step);
+the fitted state is part of the state dict, so a loaded run reproduces its base.
 
 >>> import torch
 >>> from stpatch.models import create_model
@@ -96,6 +100,8 @@ class BasedForecaster(nn.Module):
         feed_base: the correction reads the input window followed by the base forecast (it must
             have been built for ``T_in + T_out`` input steps).
         base_name: the base's registry name, for messages and reports.
+        scale_correction: multiply the correction at each lead by the base's RMS error there
+            (``correction_scale``, ``(T_out,)``, set by :meth:`fit`; ones until then).
 
     ``forward(x, tod=None, dow=None)``: ``(B, T_in, C, H, W) -> (B, T_out, C, H, W)`` or
     ``(B, T_in, N, C) -> (B, T_out, N, C)``; ``tod``/``dow`` ``(B, T_in)`` go to whichever part
@@ -103,7 +109,13 @@ class BasedForecaster(nn.Module):
     """
 
     def __init__(
-        self, correction: nn.Module, base: nn.Module | None, t_out: int, feed_base: bool = False, base_name: str = "none"
+        self,
+        correction: nn.Module,
+        base: nn.Module | None,
+        t_out: int,
+        feed_base: bool = False,
+        base_name: str = "none",
+        scale_correction: bool = False,
     ) -> None:
         super().__init__()
         if feed_base and base is None:
@@ -119,6 +131,44 @@ class BasedForecaster(nn.Module):
             base.requires_grad_(False)  # the base is fitted in closed form, never by the optimiser
         self._base_time = _time_args(base) if base is not None else ()
         self._correction_time = _time_args(correction)
+        self.scale_correction = bool(scale_correction)
+        self.register_buffer("correction_scale", torch.ones(self.t_out))
+        self.register_buffer("scale_fitted_", torch.tensor(not self.scale_correction))
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the base (if fittable) and the correction scale (if used) are fitted."""
+        return bool(self.scale_fitted_) and bool(getattr(self.base, "fitted", True))
+
+    @torch.no_grad()
+    def fit(self, data: Any) -> BasedForecaster:
+        """Fit the base (when it is fittable and not yet fitted), then the correction scale.
+
+        Args:
+            data: training batches with ``"x"``, ``"y"`` (and ``"y_mask"``, ``"tod"``, ``"dow"``),
+                e.g. a DataLoader, or a function returning them.
+        """
+        from stpatch.models.baselines import fit_batches
+
+        batches = data if callable(data) else (lambda: data)
+        if self.base is not None and getattr(self.base, "fitted", True) is False:
+            self.base.fit(batches())
+        if self.scale_correction:
+            total = count = None
+            for batch in fit_batches(batches()):
+                if "y" not in batch:
+                    raise ValueError("the correction scale is fitted on windows: batches need 'x' and 'y'")
+                residual = (batch["y"] - self.base_forecast(batch["x"], batch.get("tod"), batch.get("dow"))).double()
+                mask = batch.get("y_mask")
+                mask = torch.ones_like(residual) if mask is None else mask.to(residual)
+                sq, n = (residual.square() * mask).flatten(2).sum((0, 2)), mask.flatten(2).sum((0, 2))
+                total, count = (sq, n) if total is None else (total + sq, count + n)
+            if total is None:
+                raise ValueError("fitting the correction scale got no data")
+            rms = (total / count.clamp(min=1)).sqrt()
+            self.correction_scale.copy_(rms.clamp(min=1e-3 * float(rms.max().clamp(min=1e-12))).float())
+            self.scale_fitted_.fill_(True)
+        return self
 
     def base_forecast(self, x: torch.Tensor, tod: torch.Tensor | None = None, dow: torch.Tensor | None = None) -> torch.Tensor:
         """The base's forecast ``(B, T_out, ...)`` (zeros for no base)."""
@@ -134,10 +184,13 @@ class BasedForecaster(nn.Module):
             inputs = torch.cat([x, base.to(x.dtype)], dim=1)
             tod, dow = extend_time_features(tod, dow, self.t_out)
         extra = {k: v for k, v in (("tod", tod), ("dow", dow)) if v is not None and k in self._correction_time}
-        return base + self.correction(inputs, **extra)
+        correction = self.correction(inputs, **extra)
+        if self.scale_correction:
+            correction = correction * self.correction_scale.reshape(1, -1, *([1] * (x.ndim - 2))).to(correction.dtype)
+        return base + correction
 
     def extra_repr(self) -> str:
-        return f"base={self.base_name!r}, feed_base={self.feed_base}"
+        return f"base={self.base_name!r}, feed_base={self.feed_base}, scale_correction={self.scale_correction}"
 
 
 def _takes(factory: Callable[..., Any], key: str) -> bool:
@@ -146,7 +199,12 @@ def _takes(factory: Callable[..., Any], key: str) -> bool:
 
 
 def create_based(
-    name: str, base: str | None = "persistence", base_options: dict | None = None, feed_base: bool = False, **kwargs: Any
+    name: str,
+    base: str | None = "persistence",
+    base_options: dict | None = None,
+    feed_base: bool = False,
+    scale_correction: bool = False,
+    **kwargs: Any,
 ) -> BasedForecaster:
     """The registered model ``name`` as a correction on the registered forecaster ``base``.
 
@@ -156,6 +214,7 @@ def create_based(
             weights (``persistence``, ``linear``, ``climatology``, ``extrapolation``, ...).
         base_options: constructor options of the base (e.g. ``{"ridge": 1e-3}`` for ``linear``).
         feed_base: the correction also reads the base forecast (built for ``T_in + T_out`` steps).
+        scale_correction: the correction predicts residuals in units of the base's per-lead error.
         **kwargs: ``in_channels``, ``t_in``, ``t_out``, context arguments (``num_nodes``, ``coords``,
             ``adjacency``, ``grid_size``) and the correction's own options.
     """
@@ -181,7 +240,8 @@ def create_based(
                              "fitted in closed form (persistence, linear, climatology, extrapolation)")
     elif base_options:
         raise ValueError(f"base_options {base_options} given without a base")
-    return BasedForecaster(correction, base_model, t_out, feed_base=feed_base, base_name=base)
+    return BasedForecaster(correction, base_model, t_out, feed_base=feed_base, base_name=base,
+                           scale_correction=scale_correction)
 
 
 @torch.no_grad()
@@ -198,10 +258,15 @@ def fit_forecaster(model: nn.Module, data: Callable[[], Iterable] | Iterable) ->
         the qualified names of the modules fitted (``""`` is the model itself). The global
         random state is left as it was, so fitting does not change the training that follows.
     """
-    todo = [(n, m) for n, m in model.named_modules() if hasattr(m, "fit") and getattr(m, "fitted", True) is False]
-    if not todo:
+    def unfitted(module: nn.Module) -> bool:
+        return hasattr(module, "fit") and getattr(module, "fitted", True) is False
+
+    if not any(unfitted(m) for m in model.modules()):
         return []
+    done = []
     with torch.random.fork_rng(devices=[]):
-        for _, module in todo:
-            module.fit(data() if callable(data) else data)
-    return [n for n, _ in todo]
+        for name, module in model.named_modules():  # a parent first: it fits its own parts in order
+            if unfitted(module):
+                module.fit(data() if callable(data) else data)
+                done.append(name)
+    return done

@@ -51,6 +51,18 @@ def normalized_adjacency(adjacency: Any, self_loops: bool = True) -> torch.Tenso
     return inv[:, None] * a * inv[None, :]
 
 
+class _NodeMLP(nn.Module):
+    """``u + fc2(dropout(gelu(fc1(norm(u)))))`` on the last axis, per sensor."""
+
+    def __init__(self, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm, self.fc1, self.fc2 = nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return u + self.fc2(self.drop(F.gelu(self.fc1(self.norm(u)))))
+
+
 @register_model("stpnet_sensor")
 class STPNetSensor(nn.Module):
     """Spacetime patch forecaster for sensor networks: ``(B, T_in, N, C) -> (B, T_out, N, C_out)``.
@@ -74,6 +86,8 @@ class STPNetSensor(nn.Module):
             chronologically leave the test weekdays unseen).
         residual: forecast = last input value + predicted change (head starts at zero). The
             general form is ``base=`` (see :mod:`stpatch.models.base_forecast`).
+        head_layers: residual MLP layers per sensor before the output projection (STID-style,
+            ``u + FC(Dropout(GELU(FC(LN(u)))))``); 0 keeps the single hidden layer.
         dropout: dropout in the blocks and the output MLP.
 
     ``forward(x, tod=None, dow=None)``: ``tod`` ``(B, T_in)`` float in ``[0, 1)``, ``dow``
@@ -103,6 +117,7 @@ class STPNetSensor(nn.Module):
         use_tod: bool = True,
         use_dow: bool = True,
         residual: bool = True,
+        head_layers: int = 0,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
@@ -149,6 +164,7 @@ class STPNetSensor(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.group_out = nn.Linear(self.t_tokens * dim, self.group_size * node_dim)
         self.node_skip = nn.Linear(self.t_tokens * node_dim, node_dim)
+        self.head_layers = nn.ModuleList(_NodeMLP(node_dim, dropout) for _ in range(head_layers))
         self.out = nn.Sequential(
             nn.LayerNorm(node_dim), nn.Linear(node_dim, 2 * node_dim), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(2 * node_dim, self.t_out * self.out_channels),
@@ -206,5 +222,7 @@ class STPNetSensor(nn.Module):
         back = self.group_out(rearrange(z, "b t g d -> b g (t d)"))
         back = rearrange(back, "b g (k d) -> b 1 g k d", k=self.group_size)
         u = groups.from_groups(back)[:, 0] + self.node_skip(rearrange(h, "b t n d -> b n (t d)")) + self.node_embed
+        for layer in self.head_layers:
+            u = layer(u)
         out = rearrange(self.out(F.gelu(u)), "b n (t c) -> b t n c", t=self.t_out)
         return out + x[:, -1:] if self.residual else out
