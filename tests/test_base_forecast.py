@@ -248,3 +248,43 @@ def test_a_trained_run_reproduces_its_fitted_base(tmp_path):
     assert not torch.allclose(base.weight[:, :, -1], torch.ones(()))  # fitted, not the persistence start
     result = stpatch.evaluate(tmp_path / "run", data=data, write=False, figures=False)
     assert set(result["per_horizon"]) == {"stid"}
+
+
+def test_balanced_leads_weigh_each_lead_by_the_base_error():
+    """balance_leads: weights are the base's per-lead error to the power -p, mean 1, and the engine's
+    loss uses them (p = 2 for MSE, 1 for MAE); without the option there are no weights."""
+    from stpatch.engine.losses import masked_loss
+    from stpatch.engine.module import ForecastModule
+
+    torch.manual_seed(0)
+    model = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="persistence", balance_leads=True)
+    assert not model.fitted and model.lead_weights() is not None
+    batches = _sensor_batches()
+    assert fit_forecaster(model, batches) == [""] and model.fitted
+    residual = torch.cat([b["y"] - model.base(b["x"]) for b in batches])
+    rms = residual.square().mean((0, 2, 3)).sqrt()
+    torch.testing.assert_close(model.base_lead_rms, rms)
+    for power in (1.0, 2.0):
+        expected = rms.pow(-power) / rms.pow(-power).mean()
+        torch.testing.assert_close(model.lead_weights(power), expected)
+    assert torch.equal(model.correction_scale, torch.ones(3))  # the output is not rescaled
+    b = batches[0]
+    assert torch.equal(model(b["x"], tod=b["tod"]), model.base(b["x"]))  # still exactly the base
+    # the weighted loss of the base forecast is the mean of the per-lead losses in units of the base's own
+    weighted = masked_loss(model.base(b["x"]), b["y"], None, "mse", model.lead_weights(2.0))
+    per_lead = (model.base(b["x"]) - b["y"]).square().mean((0, 2, 3))
+    torch.testing.assert_close(weighted, (per_lead * model.lead_weights(2.0)).mean())
+    with pytest.raises(ValueError, match=r"lead_weights must be \(3,\)"):
+        masked_loss(b["y"], b["y"], None, "mse", torch.ones(2))
+    fresh = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="persistence", balance_leads=True)
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.fitted and torch.equal(fresh.lead_weights(), model.lead_weights())
+    plain = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="persistence")
+    assert plain.lead_weights() is None and "base_lead_rms" not in plain.state_dict()
+
+    meta = {"kind": "sensor", "in_channels": 1, "t_in": 6, "t_out": 3, "num_nodes": N}
+    for loss, power in (("mse", 2.0), ("mae", 1.0)):
+        module = ForecastModule({"name": "stid", "base": "persistence", "balance_leads": True}, meta, {"loss": loss})
+        module.model.load_state_dict(model.state_dict())
+        torch.testing.assert_close(module._lead_weights(), model.lead_weights(power))
+    assert ForecastModule({"name": "stid", "base": "persistence"}, meta, {})._lead_weights() is None

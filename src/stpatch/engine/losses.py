@@ -38,15 +38,23 @@ def get_loss(name: str) -> ElementwiseLoss:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}") from None
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str) -> torch.Tensor:
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str,
+                lead_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean elementwise loss over the observed entries only.
 
     Args:
         pred, target: same shape, e.g. ``(B, T, C, H, W)`` or ``(B, T, N, C)``.
         mask: bool like ``target``, True where observed; ``None`` means all observed.
         kind: a name in :data:`LOSSES` (``"mse"``, ``"mae"`` or ``"huber"``).
+        lead_weights: ``(T,)`` weight of each lead time (axis 1), e.g. a based model's
+            :meth:`~stpatch.models.base_forecast.BasedForecaster.lead_weights`; None weighs all alike.
     """
     err = get_loss(kind)(pred, target)
+    if lead_weights is not None:
+        if lead_weights.shape != (err.shape[1],):
+            raise ValueError(f"lead_weights must be ({err.shape[1]},) for {err.shape[1]} lead times, "
+                             f"got {tuple(lead_weights.shape)}")
+        err = err * lead_weights.to(err).reshape(1, -1, *([1] * (err.ndim - 2)))
     if mask is None:
         return err.mean()
     mask = mask.to(err.dtype)

@@ -75,9 +75,15 @@ class ForecastModule(pl.LightningModule):
         extra = {k: batch[k] for k in self._time_features if k in batch}
         return self.model(batch["x"], **extra)
 
+    def _lead_weights(self) -> torch.Tensor | None:
+        # a based model with balance_leads weighs each lead by the base's error there (power 2 for
+        # a squared loss, 1 for an absolute one, so the weighted loss is in units of the base's)
+        weights = getattr(self.model, "lead_weights", None)
+        return weights(2.0 if self.loss_kind == "mse" else 1.0) if callable(weights) else None
+
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         pred = self(batch)
-        loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind)
+        loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind, self._lead_weights())
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
                  batch_size=batch["x"].shape[0], sync_dist=stage != "train")
         return loss
