@@ -26,14 +26,22 @@ def test_suite_smoke(name, tmp_path, monkeypatch):
     monkeypatch.setenv("STPATCH_DATA_DIR", str(DATA))
     suite = SUITES[name]
     suite = type(suite)(**{**suite.__dict__, "models": suite.models[:1]})  # one trained model is enough here
-    table, rows = run_suite(suite, "00:00:03", quick=True, out_dir=tmp_path)
-    names = [row.name for row in rows]
-    assert names[0] == suite.models[0]["name"] and "persistence" in names
-    for row in rows:
-        for metric in suite.headline:
-            assert metric in row.mean, (row.name, metric, sorted(row.mean))
-    assert "/ persistence" in table and suite.headline[0] in table
+    results = run_suite(suite, "00:00:03", quick=True, out_dir=tmp_path)
+    # one table per test set the suite names (one when it names none), each with its own baselines
+    assert [label for label, _, _ in results] == (list(suite.test_sets) or [""])
+    for label, table, rows in results:
+        names = [row.name for row in rows]
+        assert names[0] == suite.models[0]["name"] and "persistence" in names
+        for row in rows:
+            for metric in suite.headline:
+                assert metric in row.mean, (row.name, metric, sorted(row.mean))
+        assert "/ persistence" in table and suite.headline[0] in table
+        assert (f"#### Test set: {label}" in table) == bool(label)
     assert (tmp_path / name / suite.models[0]["name"] / "eval.json").is_file()
+    if len(results) > 1:  # the same model scored on different windows gives different numbers
+        key = suite.headline[0]
+        firsts = [rows[0].per_horizon[key] for _, _, rows in results]
+        assert all(f != firsts[0] for f in firsts[1:])
 
 
 def test_suite_names_come_from_the_suite_table():

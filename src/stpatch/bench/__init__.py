@@ -56,14 +56,27 @@ def _steps(run_dir: Path) -> int | None:
     return int(torch.load(last, map_location="cpu", weights_only=False).get("global_step", 0))
 
 
-def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> tuple[str, list[ModelRow]]:
-    """Train and score every model of ``suite`` under ``budget``; the baselines on the same windows."""
+def _test_data(suite: Suite, options: dict, quick: bool):
+    """The suite's data set loaded with ``options`` (a test set of :attr:`Suite.test_sets`)."""
+    from stpatch.datasets import load
+
+    return load(suite.data["name"], **options, **(suite.quick_options if quick else {}))
+
+
+def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> list[tuple[str, str, list[ModelRow]]]:
+    """Train every model of ``suite`` under ``budget`` and score it, with the baselines on the same windows.
+
+    Returns one ``(label, markdown table, rows)`` per test set (one, labelled ``""``, unless the suite
+    names :attr:`Suite.test_sets`).
+    """
     from stpatch.engine.evaluation import evaluate
     from stpatch.engine.runs import load_run
     from stpatch.engine.training import train
 
-    rows: list[ModelRow] = []
-    baselines_done = False
+    test_sets = suite.test_sets or {"": {}}
+    test_data = {label: _test_data(suite, options, quick) if options else None for label, options in test_sets.items()}
+    rows: dict[str, list[ModelRow]] = {label: [] for label in test_sets}
+    windows: dict[str, int] = {}
     for model in suite.models:
         data = {**suite.data, "options": {**suite.data.get("options", {}), **(suite.quick_options if quick else {})}}
         name = model["name"]
@@ -74,22 +87,25 @@ def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> tuple[st
             "train": {"max_epochs": 100000, "max_time": budget, "seed": 0, "progress": not quick, "lr": suite.lr,
                       "loss": suite.loss,
                       **({"limit_val_batches": 2} if quick else {})},
-            "eval": {"baselines": [] if baselines_done else list(suite.baselines), "suite": suite.metric_suite},
+            "eval": {"baselines": list(suite.baselines), "suite": suite.metric_suite},
             "run_dir": str(run_dir),
         }
         print(f"[bench {suite.name}] training {name} for {budget}", flush=True)
         trained = train(config)
-        result = evaluate(trained.run_dir, limit_batches=2 if quick else None, progress=not quick, figures=True)
         params, gflops = _profile(load_run(trained.run_dir))
-        rows.append(ModelRow(name, params, gflops, budget, _steps(trained.run_dir), result["mean"][name],
-                             result["per_horizon"][name]))
-        if not baselines_done:
-            for base in suite.baselines:
-                b_params, b_gflops = 0, 0.0
-                rows.append(ModelRow(base, b_params, b_gflops, "-", None, result["mean"][base], result["per_horizon"][base]))
-            windows = result["windows"]
-            baselines_done = True
-    return format_suite(suite, rows, windows, budget), rows
+        steps = _steps(trained.run_dir)
+        for label in test_sets:
+            first = label not in windows  # the baselines are scored once per test set, beside the first model
+            result = evaluate(trained.run_dir, limit_batches=2 if quick else None, progress=not quick, figures=True,
+                              baselines=list(suite.baselines) if first else [], data=test_data[label],
+                              write=label == next(iter(test_sets)))
+            rows[label].append(ModelRow(name, params, gflops, budget, steps, result["mean"][name],
+                                        result["per_horizon"][name]))
+            if first:
+                for base in suite.baselines:
+                    rows[label].append(ModelRow(base, 0, 0.0, "-", None, result["mean"][base], result["per_horizon"][base]))
+                windows[label] = result["windows"]
+    return [(label, format_suite(suite, rows[label], windows[label], budget, label), rows[label]) for label in test_sets]
 
 
 def _fmt(value: float) -> str:
@@ -98,11 +114,17 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str) -> str:
-    """The suite's markdown: a summary table and a per-lead-time table of the headline metric."""
+def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str, label: str = "") -> str:
+    """The suite's markdown: a summary table and a per-lead-time table of the headline metric.
+
+    ``label`` names the test set when the suite has several (a heading of its own, no description).
+    """
     ref = next((r for r in rows if r.name == "persistence"), None)
     key = suite.headline[0]
-    lines = [f"### {suite.title}", "", suite.description, "",
+    head = [f"### {suite.title}", "", suite.description, ""]
+    if label:
+        head = [f"#### Test set: {label}", ""] if label != next(iter(suite.test_sets)) else head + [f"#### Test set: {label}", ""]
+    lines = [*head,
              f"Test windows: {windows}. Training budget per model: {budget} (wall clock, CPU). "
              f"Metrics are means over lead times, in physical units{suite.units_note}.", "",
              "| model | params | GFLOPs/sample | steps trained | " + " | ".join(suite.headline) + f" | {key} / persistence |",
@@ -120,13 +142,21 @@ def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str) 
     return "\n".join(lines) + "\n"
 
 
-def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path) -> Path:
+def _slug(label: str) -> str:
+    """A file-name-safe form of a test-set label: ``"MeteoSwiss 2017-01-31"`` -> ``"meteoswiss_2017-01-31"``."""
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "_", label.lower()).strip("_")
+
+
+def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path, label: str = "") -> Path:
     from stpatch.bench.plots import plot_lead_times
     from stpatch.metrics import get_metric
 
     key = suite.headline[0]
     per_model = {r.name: r.per_horizon[key] for r in rows if key in r.per_horizon}
-    return plot_lead_times(suite.title, key, per_model, path, suite.step_minutes, get_metric(key).higher_is_better)
+    title = f"{suite.title}: {label}" if label else suite.title
+    return plot_lead_times(title, key, per_model, path, suite.step_minutes, get_metric(key).higher_is_better)
 
 
 def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = False, write: bool = False,
@@ -139,12 +169,14 @@ def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = 
     command = f"stpatch bench {suite} --budget {budget}" + (" --quick" if quick else "")
     parts = []
     for name in names:
-        table, rows = run_suite(SUITES[name], budget, quick, out)
-        # the picture goes beside BENCHMARKS.md when written there, else into the run folder
-        figure = (Path("benchmarks") / "figures" if write else out) / f"{name}.png"
-        _lead_time_figure(SUITES[name], rows, figure)
-        table += f"\n![{SUITES[name].headline[0]} against lead time]({figure.as_posix()})\n"
-        section = f"{stamp(command)}\n{table}"
+        tables = []
+        for label, table, rows in run_suite(SUITES[name], budget, quick, out):
+            # the picture goes beside BENCHMARKS.md when written there, else into the run folder
+            stem = name + (f"_{_slug(label)}" if label else "")
+            figure = (Path("benchmarks") / "figures" if write else out) / f"{stem}.png"
+            _lead_time_figure(SUITES[name], rows, figure, label)
+            tables.append(table + f"\n![{SUITES[name].headline[0]} against lead time]({figure.as_posix()})\n")
+        section = f"{stamp(command)}\n" + "\n".join(tables)
         parts.append(section)
         if write:
             write_section(f"accuracy-{name}", section)

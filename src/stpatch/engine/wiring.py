@@ -6,6 +6,8 @@ below apply whichever job a user starts from.
 
 from __future__ import annotations
 
+import inspect
+
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -55,7 +57,15 @@ def make_data(config: RunConfig, data: Any = None):
         kwargs["scaler"] = d.scaler
     if d.data_dir is not None:
         kwargs["data_dir"] = d.data_dir
-    return make_datamodule(d.name if data is None else data, **kwargs, **d.options)
+    options = dict(d.options)
+    if data is not None:
+        # the given data replaces the named data set, so the options that said how to read that set
+        # (crop, max_frames, test_events ...) no longer apply; batching options (augment ...) still do
+        from stpatch.data.module import STDataModule
+
+        accepted = inspect.signature(STDataModule.__init__).parameters
+        options = {k: v for k, v in options.items() if k in accepted}
+    return make_datamodule(d.name if data is None else data, **kwargs, **options)
 
 
 def _plain(value: Any) -> Any:
