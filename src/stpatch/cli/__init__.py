@@ -1,9 +1,9 @@
-"""The ``stpatch`` command: train, evaluate, predict, demo, models, datasets, profile, bench.
+"""The ``stpatch`` command: train, evaluate, predict, demo, models, datasets, info, profile, bench.
 
 Each command is a thin wrapper over the Python API; they live by group:
 
 * :mod:`stpatch.cli.run`: ``train``, ``evaluate``, ``predict``, ``demo``
-* :mod:`stpatch.cli.catalog`: ``models``, ``configs``, ``datasets list|info|download``, ``profile``
+* :mod:`stpatch.cli.catalog`: ``models``, ``configs``, ``datasets list|info|download``, ``info RUN``, ``profile``
 * :mod:`stpatch.cli.bench`: ``bench``
 """
 
@@ -29,7 +29,7 @@ for command in (run.train, run.evaluate, run.predict, catalog.models, catalog.co
 datasets_app.command("list")(catalog.datasets_list)
 datasets_app.command("info")(catalog.datasets_info)
 datasets_app.command("download")(catalog.datasets_download)
-for command in (catalog.profile, run.demo, bench.bench):
+for command in (catalog.info, catalog.profile, run.demo, bench.bench):
     app.command()(command)
 
 

@@ -1,7 +1,10 @@
-"""What every command group shares: the error exit and printing an evaluation."""
+"""What every command group shares: the error exit, the data guard's warnings, printing an evaluation."""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
@@ -20,3 +23,21 @@ def print_eval(result: dict) -> None:
     typer.echo(format_eval_table(result))
     for path in result.get("figures", []):
         typer.echo(f"figure: {path}")
+
+
+@contextlib.contextmanager
+def guard_warnings() -> Iterator[None]:
+    """Print the data guard's warnings as ``warning: ...`` in yellow on stderr, each one every time."""
+    from stpatch.data.guard import DataGuardWarning
+
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataGuardWarning)
+            yield
+    finally:  # after the block, so that other warnings are shown as usual again
+        for w in caught:
+            if issubclass(w.category, DataGuardWarning):
+                typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)

@@ -1,7 +1,8 @@
-"""Commands that describe what is there: models, configs, datasets (list, info, download), profile."""
+"""Commands that describe what is there: models, configs, datasets (list, info, download), profile, info RUN."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -83,3 +84,18 @@ def profile(
     for key, value in report.items():
         text = f"{value:,}" if isinstance(value, int) else f"{value:.4g}" if isinstance(value, float) else value
         typer.echo(f"  {key}: {text}")
+
+
+def info(
+    run: Path = typer.Argument(..., help="A run directory or checkpoint file."),
+    json_out: bool = typer.Option(False, "--json", help="Print everything as JSON."),
+) -> None:
+    """A trained run: its model, data and the data profile of its training split (what input it accepts)."""
+    from stpatch.engine.reports import format_run_info
+    from stpatch.engine.runs import run_info
+
+    try:
+        about = run_info(run)
+    except (FileNotFoundError, ValueError) as err:
+        fail(err)
+    typer.echo(json.dumps(about, indent=2, default=str) if json_out else format_run_info(about))

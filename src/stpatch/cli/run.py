@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from stpatch.cli._common import fail, print_eval
+from stpatch.cli._common import fail, guard_warnings, print_eval
 
 
 def train(
@@ -51,7 +51,9 @@ def train(
     typer.echo(f"run directory: {result.run_dir}")
     typer.echo(f"best checkpoint: {result.best_checkpoint}")
     if evaluate_after and is_main_process():
-        print_eval(evaluate(result.run_dir, progress=True))
+        with guard_warnings():
+            scores = evaluate(result.run_dir, progress=True)
+        print_eval(scores)
 
 
 def evaluate(
@@ -60,6 +62,7 @@ def evaluate(
     split: str = typer.Option("test", help="test or val."),
     limit_batches: int | None = typer.Option(None, help="Score only the first N batches."),
     json_out: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse data far outside what training saw (default: warn)."),
 ) -> None:
     """Metrics of a trained run on the test split, beside persistence, per lead time and averaged."""
     from stpatch.engine.evaluation import evaluate as evaluate_run
@@ -68,7 +71,8 @@ def evaluate(
     if target is None:
         fail(ValueError("pass --run RUN_DIR or --checkpoint FILE"))
     try:
-        result = evaluate_run(target, split=split, limit_batches=limit_batches, progress=not json_out)
+        with guard_warnings():
+            result = evaluate_run(target, split=split, limit_batches=limit_batches, progress=not json_out, strict=strict)
     except (FileNotFoundError, ValueError) as err:
         fail(err)
     if json_out:
@@ -86,6 +90,10 @@ def predict(
                                         "importer (odim_hdf5, mch_gif, fmi_pgm, knmi_hdf5, bom_rf3, ...)."),
     downsample: int | None = typer.Option(None, help="With --importer: block-mean factor, as in training."),
     crop: int | None = typer.Option(None, help="With --importer: centre crop in downsampled pixels, as in training."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse input far outside what training saw, or on another "
+                                "time step or grid (default: warn)."),
+    max_missing: float | None = typer.Option(None, "--max-missing", help="Share of the input steps' values that may be "
+                                             "missing (default 0.5, or the training split's share + 0.1)."),
 ) -> None:
     """Forecast the steps after the end of new data, in physical units; no ground truth needed."""
     from stpatch.engine.prediction import predict as predict_run
@@ -94,7 +102,9 @@ def predict(
     try:
         if radar and importer is None:
             raise ValueError("--downsample and --crop are for radar files; pass --importer as well")
-        forecast = predict_run(checkpoint, input if importer else Path(input), output, importer=importer, **radar)
+        with guard_warnings():
+            forecast = predict_run(checkpoint, input if importer else Path(input), output, importer=importer,
+                                   strict=strict, max_missing=max_missing, **radar)
     except (FileNotFoundError, ValueError, ImportError) as err:
         fail(err)
     typer.echo(f"forecast {tuple(forecast.shape)} written to {output}")

@@ -33,6 +33,7 @@ from .adapters import (
     write_forecast,
 )
 from .core import FIELD_BASELINES, FIELD_METRICS, DatasetInfo, SpatioTemporalData, time_features
+from .guard import DataGuardError, DataGuardWarning
 from .idx import read_idx
 from .module import STDataModule, make_datamodule
 from .moving import MovingDigits, MovingDigitsDataset, make_moving_digits
@@ -66,6 +67,9 @@ __all__ = [
     "SpatioTemporalData",
     "MovingDigits",
     "time_features",
+    # the data guard (stpatch.data.guard) and the run's data profile (stpatch.data.profile)
+    "DataGuardError",
+    "DataGuardWarning",
     # adapters
     "from_numpy",
     "from_xarray",

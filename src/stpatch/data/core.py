@@ -13,9 +13,13 @@ which case only the window being asked for is ever computed.
 Missing values are described three ways, all of which end up in the batch's ``x_mask`` /
 ``y_mask`` (True = observed):
 
-* NaN (or +-inf) in the values;
+* NaN in the values;
 * an explicit boolean ``mask`` per segment (same shape as the segment);
 * a declared ``null_value`` (for example 0 for traffic speeds), compared lazily per window.
+
+Infinite values are not missing values: the data guard (:mod:`stpatch.data.guard`) refuses them, as it
+refuses non-numeric values, empty axes and times that do not strictly increase (checked here, in
+:meth:`SpatioTemporalData.validate`, so every adapter gets them).
 """
 
 from __future__ import annotations
@@ -235,6 +239,10 @@ class SpatioTemporalData:
                     f"{who}: all segments must share the same per-step shape; segment 0 has {rest}, "
                     f"segment {i} has {shape[1:]}"
                 )
+        # the data guard's structure checks (imported here: the guard imports this module)
+        from .guard import check_arrays, check_times
+
+        check_arrays(self.segments, self.kind, who)
         nch = self.num_channels
         if self.channels is None:
             self.channels = [f"c{i}" for i in range(nch)] if nch > 1 else ["value"]
@@ -254,6 +262,7 @@ class SpatioTemporalData:
                     raise ValueError(
                         f"{who}: segment {i} has {seg.shape[0]} steps but its times have shape {t.shape}"
                     )
+            check_times(self.times, who)
             if all(t is None for t in self.times):
                 self.times = None
         if self.mask is not None:

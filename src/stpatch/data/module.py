@@ -162,10 +162,7 @@ class STDataModule(L.LightningDataModule):
                 )
             scaler = self._scaler if self._scaler is not None else self._choose_scaler()
             if not scaler.fitted:
-                sample = np.stack(
-                    [self.data.sequence("train", i) for i in range(min(64, self.data.sizes["train"]))]
-                )
-                scaler.fit(sample)
+                scaler.fit(self.training_sample())
             self._scaler = scaler
             self._datasets = {
                 s: self.data.dataset(s, self.t_in, self.t_out) for s in ("train", "val", "test")
@@ -211,6 +208,13 @@ class STDataModule(L.LightningDataModule):
         for ds in (train, val, test):
             ds.scaler = scaler
         self._datasets = {"train": train, "val": val, "test": test}
+
+    def training_sample(self) -> np.ndarray:
+        """Generated data only: the first (up to 64) training sequences ``(B, T, C, H, W)``, which the
+        scaler is fitted on and the run's data profile describes."""
+        if not isinstance(self.data, MovingDigits):
+            raise TypeError("training_sample is for generated data; use the train ranges of a SpatioTemporalData")
+        return np.stack([self.data.sequence("train", i) for i in range(min(64, self.data.sizes["train"]))])
 
     # ------------------------------------------------------------------ accessors
     @property

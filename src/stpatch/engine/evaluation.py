@@ -24,6 +24,7 @@ def evaluate(
     figures: bool = True,
     progress: bool = False,
     data: Any = None,
+    strict: bool = False,
 ) -> dict:
     """Score a trained run on its test split beside the baselines, on exactly the same windows.
 
@@ -31,18 +32,26 @@ def evaluate(
     lead time, physical units) and ``mean[name][metric]`` for the model and each baseline.
     Writes ``eval.json`` and ``eval.md`` (and figures) into the run directory when ``write``.
     ``data`` is the user's ``SpatioTemporalData`` when the run was trained on one.
+
+    The split passes the data guard (:mod:`stpatch.data.guard`) first: Inf and physically impossible
+    values are errors; values far outside what training saw are a warning, an error with ``strict``.
     """
+    from stpatch.data import SpatioTemporalData, guard
     from stpatch.metrics import METRIC_SUITES, MetricAccumulator, summarize
 
     run = load_run(run_or_checkpoint)
     config = run.config
     baselines = list(config.eval.baselines if baselines is None else baselines)
     limit_batches = limit_batches if limit_batches is not None else config.eval.limit_batches
+    if data is not None:
+        data = guard.conform(data, run.meta, run.profile, strict=strict, who="the evaluation data")
     dm = make_data(config, data)
     # batches are scaled with the scaler the run trained with (not one refitted on this data's train split)
     dm.load_state_dict({"scaler": run.scaler.state_dict()})
     dm.setup("test")
     check_data_matches(run.meta, dm, run.checkpoint)
+    if isinstance(dm.data, SpatioTemporalData):  # generated data (moving digits) are in range by construction
+        guard.check_values(dm.data, run.profile, dm.ranges[split], strict=strict, who=f"the {split} split")
     loader = {"test": dm.test_dataloader, "val": dm.val_dataloader}[split]()
     # the config's suite wins over the data's (a field such as "precip", or "radar" from the radar data)
     suite = config.eval.suite or run.meta.get("suite") or ("video" if run.meta["kind"] == "grid" else "sensor")

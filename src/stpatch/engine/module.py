@@ -122,7 +122,8 @@ class ForecastModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.extra_state = dict(checkpoint.get("stpatch", {}))
+        # the checkpoint's state wins; what it lacks (the data profile of a run older than profiles) is kept
+        self.extra_state = {**self.extra_state, **checkpoint.get("stpatch", {})}
         states = checkpoint.get("rng_states")
         if states:
             torch.set_rng_state(states["torch"])

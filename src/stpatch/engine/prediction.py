@@ -12,7 +12,7 @@ from stpatch.engine.runs import load_run
 
 
 def predict(checkpoint: str | Path, data: Any, output: str | Path | None = None, importer: str | None = None,
-            **importer_kwargs: Any) -> np.ndarray:
+            strict: bool = False, max_missing: float | None = None, **importer_kwargs: Any) -> np.ndarray:
     """Forecast the ``t_out`` steps after the last ``t_in`` steps of new data (no ground truth needed).
 
     Args:
@@ -26,13 +26,21 @@ def predict(checkpoint: str | Path, data: Any, output: str | Path | None = None,
         importer: a pysteps importer name (``"odim_hdf5"``, ``"mch_gif"`` ...): ``data`` is read with
             :func:`stpatch.datasets.from_radar` (``importer_kwargs``: its options, e.g. ``downsample=4,
             crop=128`` to match the training grid, and the importer's own).
+        strict: refuse (instead of warning about) input far outside what training saw, or with another
+            time step or grid than the training data's.
+        max_missing: the share of the input steps' values that may be missing (default: 0.5, or the
+            training split's share + 0.1 when that is higher); an input with no observed value is refused.
+
+    The input passes the data guard (:mod:`stpatch.data.guard`) first: Inf and physically impossible
+    values are errors, and nothing is written when it refuses. Where NaN means "no coverage" (radar),
+    the forecast is NaN where the input steps had no observed value.
 
     Returns:
         the forecast in physical units, ``(B, T_out, C, H, W)`` or ``(B, T_out, N, C)`` (``B = 1``
         for a single series).
     """
-    from stpatch.data import SpatioTemporalData, from_numpy, input_batch, read_array_file, write_forecast
-    from stpatch.data.adapters import default_layout
+    from stpatch.data import SpatioTemporalData, guard, input_batch, write_forecast
+    from stpatch.data.adapters import default_layout, from_numpy, read_array_file
 
     run = load_run(checkpoint)
     meta = run.meta
@@ -54,19 +62,33 @@ def predict(checkpoint: str | Path, data: Any, output: str | Path | None = None,
         if array.ndim not in ((4, 5) if grid else (3, 4)):
             raise ValueError(f"predict expects {layout} (or one series without B) for this checkpoint, got shape {array.shape}")
         data = from_numpy(array, layout=default_layout(array.ndim, meta["kind"]))
-    if data.kind != meta["kind"]:
-        raise ValueError(f"the checkpoint forecasts {meta['kind']} data {layout}, but the input is {data.kind} data")
-    if data.num_channels != meta["in_channels"]:
-        raise ValueError(f"the model was trained on {meta['in_channels']} channel(s); the input has {data.num_channels} "
-                         f"(layout {layout})")
-    if not grid and data.num_nodes != meta["num_nodes"]:
-        raise ValueError(f"the model was trained on {meta['num_nodes']} sensors; the input has {data.num_nodes}")
+    data = guard.conform(data, meta, run.profile, strict=strict)
     t_in = meta["t_in"]
     if min(data.lengths) < t_in:
         raise ValueError(f"the model needs the last {t_in} steps as input, the data holds {min(data.lengths)}")
+    # judge only what the model sees: the last t_in steps of every series
+    guard.check_values(data, run.profile, [(i, n - t_in, n) for i, n in enumerate(data.lengths)], strict=strict)
     batch = input_batch(data, t_in, run.scaler)  # scaled, missing values masked and zeroed
+    guard.check_missing(batch["x_mask"], data, t_in, guard.missing_limit(run.profile, max_missing))
     with torch.no_grad():
-        forecast = run.scaler.inverse_transform(run.module(batch)).numpy()
+        forecast = run.scaler.inverse_transform(_forward(run, batch, data)).numpy()
+    forecast = guard.keep_no_coverage(forecast, batch["x_mask"], run.profile)
     if output is not None:
         write_forecast(output, forecast[0] if forecast.shape[0] == 1 else forecast, like=source)
     return forecast
+
+
+def _forward(run, batch: dict, data) -> torch.Tensor:
+    """The model on ``batch``; a model tied to its training grid says so when the input's grid differs."""
+    trained = tuple(run.meta.get("spatial_shape") or ())
+    try:
+        return run.module(batch)
+    except RuntimeError as err:
+        if run.meta["kind"] != "grid" or not trained or tuple(data.spatial_shape) == trained:
+            raise
+        from stpatch.data.guard import DataGuardError
+
+        raise DataGuardError(
+            f"the model was trained on a {trained[0]} x {trained[1]} grid and takes only that size; the input is "
+            f"{data.spatial_shape[0]} x {data.spatial_shape[1]}. Crop or regrid the input to the training grid ({err})"
+        ) from err

@@ -1,4 +1,5 @@
-"""Text reports of an evaluation: the Markdown table written to ``eval.md`` and printed by the CLI."""
+"""Text reports: an evaluation's Markdown table (``eval.md``, printed by the CLI) and a run's description
+(``stpatch info RUN``)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,23 @@ def format_eval_table(result: dict) -> str:
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{v:.4g}" for v in per[name][metrics[0]]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def format_run_info(about: dict) -> str:
+    """A run's checkpoint, model, data and training data profile, as text.
+
+    ``about`` is what :func:`stpatch.engine.runs.run_info` returns.
+    """
+    from stpatch.data.profile import format_profile
+
+    data, model = about["data"], about["model"]
+    sizes = data["spatial_shape"] if data["kind"] == "grid" else [data["num_nodes"]]
+    options = {k: v for k, v in model.items() if k != "name"}
+    return "\n".join([
+        f"checkpoint: {about['checkpoint']}",
+        f"model: {model.get('name')}" + (f" {options}" if options else ""),
+        f"data: {data['dataset'] or data['name']} ({data['kind']}, {data['in_channels']} channel(s), "
+        f"{' x '.join(str(s) for s in sizes)}), t_in {data['t_in']} -> t_out {data['t_out']}, suite {data['suite']}",
+        f"scaler: {about['scaler']}",
+        format_profile(about["profile"]),
+    ]) + "\n"

@@ -21,6 +21,7 @@ class LoadedRun:
     meta: dict
     scaler: Any
     checkpoint: Path
+    profile: dict | None = None  # the training split's data profile (None for runs older than profiles)
 
 
 def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
@@ -49,7 +50,23 @@ def load_run(run_or_checkpoint: str | Path) -> LoadedRun:
         raise ValueError(f"{path}: the weights do not fit the model {hp['model_options']} ({err})") from err
     module.eval()
     module.extra_state = extra
-    return LoadedRun(module, config_from_dict(extra["config"]), extra["data_meta"], scaler_from_state(extra["scaler"]), path)
+    return LoadedRun(module, config_from_dict(extra["config"]), extra["data_meta"], scaler_from_state(extra["scaler"]), path,
+                     extra.get("profile"))
+
+
+def run_info(run_or_checkpoint: str | Path) -> dict:
+    """What a run is: its checkpoint, model, data (kind, sizes, data set) and the data profile of its
+    training split (``stpatch info RUN``)."""
+    run = load_run(run_or_checkpoint)
+    keep = ("kind", "dataset", "suite", "in_channels", "t_in", "t_out", "spatial_shape", "num_nodes")
+    return {
+        "checkpoint": str(run.checkpoint),
+        "model": dict(run.config.model),
+        "data": {"name": run.config.data.name, **{k: run.meta.get(k) for k in keep}},
+        "scaler": repr(run.scaler),
+        "version": run.module.extra_state.get("version"),
+        "profile": run.profile,
+    }
 
 
 def check_data_matches(meta: dict, dm, checkpoint: Path) -> None:

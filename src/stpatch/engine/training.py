@@ -3,6 +3,8 @@
 A run directory holds everything a run made::
 
     RUN_DIR/config.yaml              the resolved config
+    RUN_DIR/profile.json             the training split's data profile (also in the checkpoints; see
+                                     stpatch.data.profile), which the data guard judges new input by
     RUN_DIR/checkpoints/best.ckpt    lowest validation loss (atomically written)
     RUN_DIR/checkpoints/last.ckpt    the latest state, for --resume
     RUN_DIR/metrics.csv              per-step / per-epoch losses (Lightning CSV logger)
@@ -22,7 +24,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from stpatch.atomic import write_text
+from stpatch.atomic import write_json, write_text
+from stpatch.data.guard import profile_training
 from stpatch.engine.checkpoint import AtomicCheckpointIO
 from stpatch.engine.config import RunConfig, parse_max_time, save_config
 from stpatch.engine.module import ForecastModule
@@ -119,11 +122,15 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
     dm = make_data(config, data)
     dm.setup("fit")
     meta = data_meta(dm)
+    # the guard refuses Inf and impossible values in the training split; the profile judges later input
+    profile = profile_training(dm)
+    write_json(run_dir / "profile.json", profile)
     module = ForecastModule(config.model, meta, asdict(config.train))
     module.extra_state = {
         "config": config.to_dict(),
         "data_meta": meta,
         "scaler": dm.scaler.state_dict(),
+        "profile": profile,
         "version": _version(),
     }
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min",

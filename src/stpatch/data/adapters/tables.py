@@ -171,6 +171,15 @@ def from_csv(
         t = _parse_times(df[tc], path, tc)
         t_codes, t_uniq = pd.factorize(pd.Series(t), sort=True)
         s_codes, s_uniq = pd.factorize(df[sensor_col].astype(str), sort=False)
+        # one value per (time, sensor): a repeated pair would silently keep whichever row came last
+        repeated = pd.Series(t_codes * len(s_uniq) + s_codes).duplicated(keep=False).to_numpy()
+        if repeated.any():
+            first = int(np.argmax(repeated))
+            raise ValueError(
+                f"{path}: {int(repeated.sum())} rows repeat a ({tc}, {sensor_col}) pair, e.g. rows {first} .. with "
+                f"({t[first]}, {df[sensor_col].iloc[first]!r}); expected one row per time and sensor: drop or "
+                "average the duplicates"
+            )
         arr = np.full((len(t_uniq), len(s_uniq), len(vcols)), np.nan, dtype=np.float32)
         arr[t_codes, s_codes, :] = df[vcols].to_numpy(dtype=np.float32)
         times = np.asarray(t_uniq, dtype="datetime64[ns]")

@@ -76,6 +76,8 @@ def from_video(
         segments=[np.ascontiguousarray(np.moveaxis(x, -1, 1))],
         channels=channels,
         name=name or path.stem,
-        attrs={"source_file": str(path), "fps": fps},
+        # what the data guard judges input by: intensities in [0, 1] (integers were divided by their maximum)
+        attrs={"source_file": str(path), "fps": fps, "field": "video", "units": "intensity in [0, 1]",
+               "valid_range": (0.0, 1.0)},
     )
 
