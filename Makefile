@@ -22,8 +22,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/stpatch demo
 
+# the tests and every docstring example of src/ (pyproject's testpaths), with line coverage of src/stpatch
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --cov=stpatch --cov-report=term:skip-covered
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

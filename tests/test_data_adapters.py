@@ -93,7 +93,6 @@ def test_netcdf_roundtrip_lazy(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Consolidated metadata")
 def test_zarr_roundtrip(tmp_path):
-    pytest.importorskip("zarr")
     ds = make_field(with_nan=False)
     path = tmp_path / "field.zarr"
     ds.to_zarr(path)
@@ -123,7 +122,7 @@ def test_xarray_extra_dims_fold_into_channels_and_sensors():
 
 
 def test_xarray_windows_read_only_their_chunks():
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
 
     class Counting:
         """An array-like that records which time steps are read."""
@@ -248,7 +247,8 @@ def test_csv_inconsistent_adjacency_and_coords(tmp_path):
 
 # ----------------------------------------------------------------------------- video
 def test_gif_roundtrip(tmp_path):
-    iio = pytest.importorskip("imageio.v3")
+    import imageio.v3 as iio
+
     frames = (np.random.default_rng(0).random((6, 16, 20)) * 255).astype(np.uint8)
     iio.imwrite(tmp_path / "clip.gif", frames, duration=100, loop=0)
     d = D.from_video(tmp_path / "clip.gif")
@@ -454,7 +454,6 @@ def test_default_layout_and_bad_kind(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Consolidated metadata")
 def test_a_folder_of_no_known_suffix_is_read_as_zarr(tmp_path):
-    pytest.importorskip("zarr")
     ds = make_field(with_nan=False)
     ds.to_zarr(tmp_path / "store")
     d = D.read_array_file(tmp_path / "store")

@@ -233,7 +233,7 @@ def test_era5_netcdf_keeps_latitude_and_times():
 
 def test_era5_grib_matches_netcdf():
     require("weather/era5-2mt-2019-03-uk.grib", "weather/era5_t2m_2019-03_uk.nc")
-    pytest.importorskip("cfgrib")
+    pytest.importorskip("cfgrib", reason="reading GRIB needs the grib extra: pip install 'stpatch[grib]'")
     g = D.load("era5_uk_t2m", data_dir=DATA_DIR, source="grib")
     n = D.load("era5_uk_t2m", data_dir=DATA_DIR, source="netcdf")
     np.testing.assert_array_equal(g.segments[0], n.segments[0])

@@ -261,7 +261,8 @@ def test_datamodule_sensor_with_adjacency_and_state_dict():
 
 
 def test_datamodule_with_lazy_dask_segments():
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
+
     x = np.random.default_rng(0).normal(size=(40, 1, 4, 4)).astype(np.float32)
     d = D.from_numpy(da.from_array(x, chunks=(8, 1, 4, 4)), layout="TCHW")
     assert d.lazy

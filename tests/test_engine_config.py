@@ -174,3 +174,58 @@ def test_stpnet_presets_reject_an_option_typo_when_the_config_is_read(name):
     with pytest.raises(ConfigError, match=rf"model.dimm for model '{name}'; valid options: .*dims"):
         config_from_dict({"data": {"name": "digits"}, "model": {"name": name, "dimm": 3}})
     assert config_from_dict({"data": {"name": "digits"}, "model": {"name": name, "dims": [16, 32]}}).model["dims"] == [16, 32]
+
+
+def test_masked_loss_mse_mae_and_huber_leave_out_missing_targets():
+    import torch
+
+    from stpatch.engine.losses import masked_loss
+
+    pred = torch.tensor([[[0.0], [3.0], [0.5], [10.0]]]).reshape(1, 2, 2, 1)  # (B, T, N, C)
+    target = torch.zeros_like(pred)
+    mask = torch.tensor([True, True, True, False]).reshape(1, 2, 2, 1)  # the error of 10 is missing
+    # elementwise errors 0, 3, 0.5: squared 0, 9, 0.25; absolute 0, 3, 0.5; Huber (delta 1) 0, 2.5, 0.125
+    for kind, observed, everything in (("mse", 9.25 / 3, 109.25 / 4), ("mae", 3.5 / 3, 13.5 / 4),
+                                       ("huber", 2.625 / 3, 12.125 / 4)):
+        assert masked_loss(pred, target, mask, kind).item() == pytest.approx(observed), kind
+        assert masked_loss(pred, target, None, kind).item() == pytest.approx(everything), kind
+        p = pred.clone().requires_grad_(True)
+        masked_loss(p, target, mask, kind).backward()
+        assert p.grad[0, 1, 1, 0] == 0 and p.grad[0, 0, 1, 0] > 0, kind  # nothing learnt from a missing value
+        # lead weights scale each lead's errors (axis 1): lead 1 counts three times
+        weighted = masked_loss(pred, target, mask, kind, torch.tensor([1.0, 3.0])).item()
+        err = {"mse": [0, 9, 0.25], "mae": [0, 3, 0.5], "huber": [0, 2.5, 0.125]}[kind]
+        assert weighted == pytest.approx((err[0] + err[1] + 3 * err[2]) / 3), kind
+    no_observation = torch.zeros_like(mask)
+    assert masked_loss(pred, target, no_observation, "huber").item() == 0.0  # not NaN
+
+
+def test_training_loss_follows_train_loss(monkeypatch):
+    """The module trains on the loss the config names: a batch's training loss is that loss, masked."""
+    import torch
+    import torch.nn.functional as F
+
+    from stpatch.engine.module import ForecastModule
+
+    meta = {"kind": "sensor", "in_channels": 1, "t_in": 3, "t_out": 2, "num_nodes": 4}
+    g = torch.Generator().manual_seed(0)
+    batch = {"x": torch.randn(2, 3, 4, 1, generator=g), "y": 3 * torch.randn(2, 2, 4, 1, generator=g),
+             "y_mask": torch.ones(2, 2, 4, 1, dtype=torch.bool)}
+    batch["y_mask"][0, 0, 0, 0] = False
+    keep = batch["y_mask"]
+    for kind, reference in (("mse", F.mse_loss), ("mae", F.l1_loss), ("huber", F.huber_loss)):
+        module = ForecastModule({"name": "linear", "trainable": True}, meta, {"loss": kind})
+        monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)  # no trainer to log to here
+        with torch.no_grad():
+            loss = module.training_step(batch, 0)
+            expected = reference(module(batch)[keep], batch["y"][keep])
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-6), kind
+
+
+def test_evaluate_refuses_a_split_it_does_not_score(tmp_path):
+    """Only the held-out splits are scored; any other name is a ValueError naming them, before a run loads."""
+    from stpatch.engine.evaluation import evaluate
+
+    for split in ("train", "Test", ""):
+        with pytest.raises(ValueError, match=r"split must be 'test' or 'val'.*got"):
+            evaluate(tmp_path / "no-run", split=split)

@@ -15,7 +15,8 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.data_helpers import DATA_DIR, require
 
-pytest.importorskip("pysteps")
+# every test here reads radar files with pysteps' importers; pyproj and h5py come with the same extra
+pytest.importorskip("pysteps", reason="reading radar files needs the radar extra: pip install 'stpatch[radar]'")
 
 
 def _pysteps_rain(path, importer, **kw):
@@ -45,7 +46,6 @@ def test_mch_gif_native_grid_times_and_values():
 
 
 def test_fmi_pgm_downsampled_and_cropped_like_block_mean():
-    pytest.importorskip("pyproj")
     files = _files("radar/fmi/20160928", "*.pgm.gz")[:4]
     d = from_radar(files, "fmi_pgm", downsample=4, crop=(64, 32))
     assert d.segments[0].shape == (4, 1, 64, 32)
@@ -59,8 +59,6 @@ def test_fmi_pgm_downsampled_and_cropped_like_block_mean():
 
 
 def test_rmi_odim_hdf5_times_from_the_file_mask_and_values():
-    pytest.importorskip("h5py")
-    pytest.importorskip("pyproj")
     d = from_radar(str(require("radar/rmi/20210704") / "radar/rmi/20210704/*.hdf"), "odim_hdf5",
                    downsample=4, crop=128)
     r = d.segments[0]
@@ -111,8 +109,8 @@ def test_bad_input_names_what_to_do(tmp_path):
 
 
 def test_mixed_grids_and_steps_are_errors(tmp_path):
-    h5py = pytest.importorskip("h5py")
-    pytest.importorskip("pyproj")
+    import h5py
+
     src = sorted((require("radar/rmi/20210704") / "radar/rmi/20210704").glob("*.hdf"))[:3]
     for f in src[:2]:
         shutil.copy(f, tmp_path / f.name)
@@ -136,9 +134,8 @@ def test_mixed_grids_and_steps_are_errors(tmp_path):
 
 
 def test_user_radar_run_is_scored_as_radar_and_nowcast_written_as_netcdf(tmp_path, monkeypatch):
-    pytest.importorskip("h5py")
-    pytest.importorskip("pyproj")
-    xr = pytest.importorskip("xarray")
+    import xarray as xr
+
     import stpatch
     import stpatch.data.module as module
     from stpatch.engine.runs import load_run

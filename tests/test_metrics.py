@@ -268,7 +268,8 @@ def test_contingency_scores_by_hand():
 @pytest.mark.parametrize("scale", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("threshold", [0.5, 2.0])
 def test_fss_matches_pysteps(scale, threshold):
-    spatialscores = pytest.importorskip("pysteps.verification.spatialscores")
+    spatialscores = pytest.importorskip(
+        "pysteps.verification.spatialscores", reason="the FSS reference is pysteps (the radar extra)")
     rng = np.random.default_rng(scale)
     obs = rng.gamma(0.6, 2.0, size=(3, 23, 19))
     fct = np.roll(obs, 2, axis=-1) * rng.uniform(0.5, 1.5, size=obs.shape)

@@ -39,6 +39,9 @@ def evaluate(
     from stpatch.data import SpatioTemporalData, guard
     from stpatch.metrics import METRIC_SUITES, MetricAccumulator, summarize
 
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val' (the held-out windows), got {split!r}; "
+                         "the training windows are not scored")
     run = load_run(run_or_checkpoint)
     config = run.config
     baselines = list(config.eval.baselines if baselines is None else baselines)

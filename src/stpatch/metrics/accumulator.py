@@ -60,9 +60,16 @@ class MetricAccumulator:
         null_value: missing-value marker of sensor targets (NaN/None: only NaN is missing).
         per_channel: also report weather metrics per channel (``"name/ch{i}"``) when ``C > 1``.
 
-    >>> acc = MetricAccumulator("video")
-    >>> for p, t in batches: acc.update(p, t)          # doctest: +SKIP
-    >>> per_horizon = acc.compute()                    # doctest: +SKIP
+    Two batches, ``(B, T, C, H, W)``: 2 windows off by 1 everywhere, then 1 exact window. The
+    result pools the windows, as one pass over all 3 would (16 pixels a frame):
+
+    >>> import torch
+    >>> acc = MetricAccumulator(["mse_per_frame", "mae_per_pixel"])
+    >>> acc.update(torch.zeros(2, 3, 1, 4, 4), torch.ones(2, 3, 1, 4, 4))
+    >>> acc.update(torch.ones(1, 3, 1, 4, 4), torch.ones(1, 3, 1, 4, 4))
+    >>> per_horizon = acc.compute()  # one value per lead time
+    >>> [round(v, 4) for v in per_horizon["mse_per_frame"]], [round(v, 4) for v in per_horizon["mae_per_pixel"]]
+    ([10.6667, 10.6667, 10.6667], [0.6667, 0.6667, 0.6667])
     """
 
     def __init__(self, suite: str | Sequence[str], *, lat: ArrayLike | Sequence[float] | None = None,

@@ -27,7 +27,7 @@ from torch import nn
 from stpatch.models._common import check_any
 from stpatch.models.registry import register_model
 
-__all__ = ["Climatology", "LinearAR", "Persistence", "fit_batches"]
+__all__ = ["Climatology", "LinearAR", "Persistence", "fit_batches", "time_slot"]
 
 
 def fit_batches(data: Any) -> Iterator[dict[str, torch.Tensor]]:
@@ -90,6 +90,21 @@ class Persistence(_Baseline):
         check_any(x, "persistence", self.in_channels, None, self.num_nodes)
         last = x[:, -1:]
         return self._anchored(last.expand(x.shape[0], self.t_out, *x.shape[2:]))
+
+
+def time_slot(tod: torch.Tensor, slots: int) -> torch.Tensor:
+    """Slot index ``0..slots-1`` of times of day ``tod`` (fractions of a day, any shape, wrapping past 1).
+
+    Computed in double with a tolerance of 1e-3 of a slot, so that a time stored as float32 (hour
+    ``h`` as ``h / 24 - 1e-8``) lands in its own slot, not the one before; a time at the end of the
+    day wraps to slot 0.
+
+    >>> time_slot(torch.tensor([0.0, 23 / 24, 1.0, 25 / 24]), 24).tolist()
+    [0, 23, 0, 1]
+    >>> time_slot(torch.tensor([5 / 24], dtype=torch.float32), 24).item()
+    5
+    """
+    return (tod.double() * slots + 1e-3).floor().long() % slots
 
 
 @register_model("climatology")
@@ -163,7 +178,7 @@ class Climatology(_Baseline):
             if slots > 1:
                 if t is None:
                     raise ValueError(f"climatology with slots={slots} needs tod (B, T) in fit")
-                slot = (t.reshape(-1).double() * slots).floor().long().clamp(0, slots - 1).to(x.device)
+                slot = time_slot(t.reshape(-1), slots).to(x.device)
             else:
                 slot = torch.zeros(flat.shape[0], dtype=torch.long, device=x.device)
             if total is None:
@@ -194,10 +209,10 @@ class Climatology(_Baseline):
             if tuple(self.overall_.shape) != tuple(loc):
                 raise ValueError(f"climatology was fitted on locations {tuple(self.overall_.shape)}, got input {tuple(x.shape)}")
             if slots > 1 and tod is not None:
-                step = (tod[:, -1] - tod[:, -2]) % 1.0 if tod.shape[1] > 1 else torch.full_like(tod[:, -1], 1.0 / slots)
-                ahead = torch.arange(1, self.t_out + 1, device=x.device, dtype=tod.dtype)
-                future = (tod[:, -1:] + step[:, None] * ahead[None]) % 1.0
-                slot = (future * slots).floor().long().clamp(0, slots - 1)  # (B, T_out)
+                t = tod.double()  # float32 times of day are off by ~1e-7: hour h would fall into slot h-1
+                step = (t[:, -1] - t[:, -2]) % 1.0 if t.shape[1] > 1 else torch.full_like(t[:, -1], 1.0 / slots)
+                ahead = torch.arange(1, self.t_out + 1, device=x.device, dtype=t.dtype)
+                slot = time_slot(t[:, -1:] + step[:, None] * ahead[None], slots)  # (B, T_out)
                 out = self.mean_[slot].to(x.dtype)
             else:
                 out = self.overall_.to(x.dtype).expand(b, self.t_out, *loc)
