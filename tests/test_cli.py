@@ -99,6 +99,13 @@ def test_train_resume_continues_an_interrupted_run(tmp_path):
     assert code == 0, out
     assert counter.steps == 4  # steps 5 to 8: it went on from the checkpoint, not from the start
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 8
+    # a finished run trained further: the learning-rate plan follows the new budget (a saved one-cycle
+    # schedule used to stop at its old total with "Tried to step 9 times")
+    with pytest.MonkeyPatch.context() as mp:
+        counter = StepCounter(mp)
+        code, out = invoke("train", "--resume", str(run_dir), "--max-steps", "12", "--no-evaluate")
+    assert code == 0, out
+    assert counter.steps == 4 and read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 12
     code, out = invoke("train", "--resume", str(tmp_path / "nothing"))
     assert code == 2 and "no config.yaml" in out
 

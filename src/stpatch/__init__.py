@@ -7,7 +7,8 @@
 
 The rest of the public API is loaded on first use, so ``import stpatch`` stays light:
 ``stpatch.create_model``, ``stpatch.list_models``, ``stpatch.datasets`` (``load``, ``list_datasets``,
-adapters), ``stpatch.metrics``, ``stpatch.nn``, ``stpatch.train``, ``stpatch.evaluate``, ``stpatch.predict``.
+adapters), ``stpatch.metrics``, ``stpatch.nn``, ``stpatch.train``, ``stpatch.evaluate``, ``stpatch.predict``,
+``stpatch.export``.
 """
 
 from __future__ import annotations
@@ -15,20 +16,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from stpatch.patches import (
-    PatchGrid,
-    group_sensors,
-    patchify,
-    patchify_sensors,
-    time_space_merge,
-    time_space_partition,
-    unpatchify,
-    unpatchify_sensors,
-)
-
 __version__ = "0.1.0"
 
+# everything, the patch functions included, is imported on first use: `import stpatch` pulls in no PyTorch,
+# so the ONNX engine (stpatch.deploy.onnx_engine) runs on NumPy and ONNX Runtime alone
+_PATCHES = ("PatchGrid", "group_sensors", "patchify", "patchify_sensors", "time_space_merge", "time_space_partition",
+            "unpatchify", "unpatchify_sensors")
 _LAZY = {
+    **{name: ("stpatch.patches", name) for name in _PATCHES},
     "create_model": ("stpatch.models", "create_model"),
     "list_models": ("stpatch.models", "list_models"),
     "profile_model": ("stpatch.models", "profile_model"),
@@ -36,16 +31,14 @@ _LAZY = {
     "evaluate": ("stpatch.engine.evaluation", "evaluate"),
     "predict": ("stpatch.engine.prediction", "predict"),
     "load_run": ("stpatch.engine.runs", "load_run"),
+    "export": ("stpatch.deploy.export", "export"),
     "datasets": ("stpatch.datasets", None),
     "metrics": ("stpatch.metrics", None),
     "nn": ("stpatch.nn", None),
     "models": ("stpatch.models", None),
 }
 
-__all__ = [
-    "PatchGrid", "group_sensors", "patchify", "patchify_sensors", "time_space_merge", "time_space_partition",
-    "unpatchify", "unpatchify_sensors", *_LAZY,
-]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

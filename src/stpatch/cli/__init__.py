@@ -1,9 +1,10 @@
-"""The ``stpatch`` command: train, evaluate, predict, demo, models, datasets, info, profile, bench.
+"""The ``stpatch`` command: train, evaluate, predict, demo, models, datasets, info, profile, export, serve, bench.
 
 Each command is a thin wrapper over the Python API; they live by group:
 
 * :mod:`stpatch.cli.run`: ``train``, ``evaluate``, ``predict``, ``demo``
 * :mod:`stpatch.cli.catalog`: ``models``, ``configs``, ``datasets list|info|download``, ``info RUN``, ``profile``
+* :mod:`stpatch.cli.deploy`: ``export``, ``serve``
 * :mod:`stpatch.cli.bench`: ``bench``
 """
 
@@ -13,7 +14,7 @@ import sys
 
 import typer
 
-from stpatch.cli import bench, catalog, run
+from stpatch.cli import bench, catalog, deploy, run
 from stpatch.engine.wiring import CONFIG_DIR
 
 __all__ = ["CONFIG_DIR", "app", "datasets_app", "main"]
@@ -29,7 +30,7 @@ for command in (run.train, run.evaluate, run.predict, catalog.models, catalog.co
 datasets_app.command("list")(catalog.datasets_list)
 datasets_app.command("info")(catalog.datasets_info)
 datasets_app.command("download")(catalog.datasets_download)
-for command in (catalog.info, catalog.profile, run.demo, bench.bench):
+for command in (catalog.info, catalog.profile, run.demo, deploy.export, deploy.serve, bench.bench):
     app.command()(command)
 
 

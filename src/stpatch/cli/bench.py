@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from stpatch.bench.suites import SUITES, suite_names
@@ -10,12 +12,29 @@ from stpatch.cli._common import fail
 
 def bench(
     # the help is built from the suite table, so it offers exactly the suites that run
-    suite: str = typer.Argument("all", help=f"{', '.join(SUITES)}, or all."),
+    suite: str = typer.Argument("all", help=f"{', '.join(SUITES)}, or all; or serve (the HTTP service under load)."),
     budget: str | None = typer.Option(None, help="Training budget per model, HH:MM:SS."),
     quick: bool = typer.Option(False, help="Seconds-long smoke run on tiny subsets."),
     write: bool = typer.Option(False, help="Write the tables into BENCHMARKS.md."),
+    run: Path | None = typer.Option(None, "--run", help="serve: the run to serve (exported for the onnx engine)."),
+    seconds: float = typer.Option(20.0, "--seconds", help="serve: load time per number of clients."),
+    clients: str = typer.Option("1,8,32", "--clients", help="serve: numbers of concurrent clients."),
+    engine: str = typer.Option("onnx", "--engine", help="serve: onnx or torch."),
 ) -> None:
-    """Accuracy under a fixed budget against the baselines, and speed (see BENCHMARKS.md)."""
+    """Accuracy under a fixed budget against the baselines, and speed (see BENCHMARKS.md); `serve`: requests/s,
+    latency, peak memory and 5xx of `stpatch serve` under 1, 8 and 32 concurrent clients on 127.0.0.1."""
+    if suite == "serve":  # not an accuracy suite: handled before their names are checked
+        from stpatch.bench.serve import bench_serve, format_serve_table
+
+        try:
+            if run is None:
+                raise ValueError("bench serve needs --run RUN_DIR (a trained run; `stpatch export RUN` for onnx)")
+            counts = tuple(int(c) for c in clients.split(","))
+            rows = bench_serve(run, seconds=seconds, clients=counts, engine=engine)
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            fail(err)
+        typer.echo(format_serve_table(rows, run, engine))
+        return
     from stpatch.bench import run_benchmarks
 
     try:

@@ -64,14 +64,30 @@ def datasets_download(
 
 
 def profile(
-    model: str = typer.Argument(..., help="A registered model name."),
+    model: str = typer.Argument(..., help="A registered model name, or a run directory: then the latency of "
+                                "the torch and onnx engines on it (needs `stpatch export RUN`)."),
     height: int = typer.Option(64, "--height"), width: int = typer.Option(64, "--width"),
     channels: int = typer.Option(1, "--channels"), t_in: int = typer.Option(10, "--t-in"), t_out: int = typer.Option(10, "--t-out"),
     nodes: int = typer.Option(207, "--nodes", help="Sensors, for sensor models."),
     batch: int = typer.Option(1, "--batch"),
+    repeats: int = typer.Option(20, "--repeats", help="For a run: forecasts timed per engine (median reported)."),
 ) -> None:
-    """Parameters, FLOPs per sample, peak memory and latency of one forward pass."""
+    """Parameters, FLOPs per sample, peak memory and latency of one forward pass; for a run directory,
+    the forecast latency through PyTorch and through ONNX Runtime."""
     from stpatch.models import create_model, profile_model
+
+    if Path(model).exists():
+        from stpatch.deploy.latency import compare_engines
+
+        try:
+            report = compare_engines(model, batch=batch, repeats=repeats)
+        except (FileNotFoundError, ValueError, ImportError) as err:
+            fail(err)
+        typer.echo(f"forecast latency of {model}, batch {batch}, median of {repeats} (scaling included)")
+        for name, row in report.items():
+            typer.echo(f"  {name:6s} median {row['median_ms']:.3f} ms   p90 {row['p90_ms']:.3f} ms")
+        typer.echo(f"  onnx / torch: {report['onnx']['median_ms'] / report['torch']['median_ms']:.2f}")
+        return
 
     try:
         net = create_model(model, in_channels=channels, t_in=t_in, t_out=t_out, num_nodes=nodes)

@@ -94,6 +94,8 @@ def predict(
                                 "time step or grid (default: warn)."),
     max_missing: float | None = typer.Option(None, "--max-missing", help="Share of the input steps' values that may be "
                                              "missing (default 0.5, or the training split's share + 0.1)."),
+    engine: str = typer.Option("torch", "--engine", help="torch (the checkpoint) or onnx (the export of "
+                               "`stpatch export`, through ONNX Runtime)."),
 ) -> None:
     """Forecast the steps after the end of new data, in physical units; no ground truth needed."""
     from stpatch.engine.prediction import predict as predict_run
@@ -104,7 +106,7 @@ def predict(
             raise ValueError("--downsample and --crop are for radar files; pass --importer as well")
         with guard_warnings():
             forecast = predict_run(checkpoint, input if importer else Path(input), output, importer=importer,
-                                   strict=strict, max_missing=max_missing, **radar)
+                                   strict=strict, max_missing=max_missing, engine=engine, **radar)
     except (FileNotFoundError, ValueError, ImportError) as err:
         fail(err)
     typer.echo(f"forecast {tuple(forecast.shape)} written to {output}")

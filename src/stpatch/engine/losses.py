@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "get_scheduler", "masked_loss", "time_cosine_factor"]
+__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "get_scheduler", "masked_loss", "step_cosine_factor", "time_cosine_factor"]
 
 ElementwiseLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``factory(module, optimizer)``: a Lightning ``lr_scheduler`` dict, or None for a constant rate.
@@ -79,6 +79,21 @@ def time_cosine_factor(step: int, elapsed: float, budget: float) -> float:
     return warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def step_cosine_factor(step: int, total: int, warmup: float = 0.05) -> float:
+    """Learning-rate factor over ``total`` planned steps: linear warmup from 4 % over the first
+    ``warmup`` share, then a cosine down to 0.01 %; past ``total`` it stays there.
+
+    >>> [round(step_cosine_factor(s, 100), 4) for s in (0, 5, 50, 100, 200)]
+    [0.04, 1.0, 0.5413, 0.0001, 0.0001]
+    """
+    total = max(int(total), 1)
+    ramp = max(int(round(warmup * total)), 1)
+    if step < ramp:
+        return 0.04 + 0.96 * step / ramp
+    progress = min((step - ramp) / max(total - ramp, 1), 1.0)
+    return max(0.5 * (1 + math.cos(math.pi * progress)), 1e-4)
+
+
 def _cosine(module: Any, optimizer: torch.optim.Optimizer) -> dict:
     opts = module.train_options
     budget = budget_seconds(opts.get("max_time"))
@@ -86,11 +101,14 @@ def _cosine(module: Any, optimizer: torch.optim.Optimizer) -> dict:
         # under a wall-clock budget the number of steps is unknown: anneal over elapsed time instead
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: module._time_factor(step, budget))
         return {"scheduler": schedule, "interval": "step"}
-    # step-wise one-cycle cosine over the planned steps
-    total = module.trainer.estimated_stepping_batches
-    total = int(total) if total and total != float("inf") else 10_000
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=opts.get("lr", 1e-3), total_steps=max(total, 1),
-                                                   pct_start=0.05, anneal_strategy="cos")
+    # step-wise cosine over the planned steps. The plan is read at every step, not frozen into the
+    # schedule's saved state, so `train --resume` with a larger --max-steps continues (a saved
+    # OneCycleLR would stop at its old total)
+    def factor(step: int) -> float:
+        total = module.trainer.estimated_stepping_batches
+        return step_cosine_factor(step, int(total) if total and total != float("inf") else 10_000)
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"scheduler": schedule, "interval": "step"}
 
 
