@@ -23,7 +23,12 @@ demo: $(STAMP)
 	$(VENV)/bin/stpatch demo
 
 # the tests and every docstring example of src/ (pyproject's testpaths), with line coverage of src/stpatch
+# the report's browser test needs headless Chromium: installed here when absent (the test skips, saying
+# why, only where it cannot be installed)
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); $$SUDO apt-get update -qq && $$SUDO apt-get install -y chromium; } || \
+	  echo "chromium could not be installed: the browser test of the report will skip"
 	$(PY) -m pytest -q --cov=stpatch --cov-report=term:skip-covered
 
 lint: $(STAMP)

@@ -8,7 +8,7 @@
 The rest of the public API is loaded on first use, so ``import stpatch`` stays light:
 ``stpatch.create_model``, ``stpatch.list_models``, ``stpatch.datasets`` (``load``, ``list_datasets``,
 adapters), ``stpatch.metrics``, ``stpatch.nn``, ``stpatch.train``, ``stpatch.evaluate``, ``stpatch.predict``,
-``stpatch.export``.
+``stpatch.export``, ``stpatch.features`` (region features), ``stpatch.report`` (``report.html``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,13 @@ _LAZY = {
     "predict": ("stpatch.engine.prediction", "predict"),
     "load_run": ("stpatch.engine.runs", "load_run"),
     "export": ("stpatch.deploy.export", "export"),
+    "features": ("stpatch.analysis.features", "features"),
+    "report": ("stpatch.report", None),
     "datasets": ("stpatch.datasets", None),
     "metrics": ("stpatch.metrics", None),
     "nn": ("stpatch.nn", None),
     "models": ("stpatch.models", None),
+    "anomaly": ("stpatch.anomaly", None),
 }
 
 __all__ = list(_LAZY)

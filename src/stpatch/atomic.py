@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_text", "write_bytes", "write_json"]
+__all__ = ["atomic_path", "remove_stale_temporaries", "write_text", "write_bytes", "write_json"]
 
 
 def _temporary_name(path: Path) -> Path:
@@ -53,6 +53,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left under ``folder`` (recursively).
+
+    A process killed by SIGKILL or a power cut cannot run :func:`atomic_path`'s clean-up, so its
+    half-written ``.NAME.tmp-PID-THREAD.SUFFIX`` stays beside the intact target. Only files of
+    processes that no longer run are removed (a live writer's file is left alone). Returns them.
+    """
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
+        if tmp.is_file() and pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -39,8 +39,13 @@ def attention_regions(model: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
         model.train(was_training)
     if not maps:
         return None
+    return attention_importance(deepest_maps(maps))
+
+
+def deepest_maps(maps: list) -> list:
+    """The captured maps on the token grid of the last attention pass (the deepest layers)."""
     grid = maps[-1].grid
-    return attention_importance([m for m in maps if m.grid == grid])
+    return [m for m in maps if m.grid == grid]
 
 
 def upsample_regions(importance: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

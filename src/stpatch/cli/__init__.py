@@ -6,6 +6,8 @@ Each command is a thin wrapper over the Python API; they live by group:
 * :mod:`stpatch.cli.catalog`: ``models``, ``configs``, ``datasets list|info|download``, ``info RUN``, ``profile``
 * :mod:`stpatch.cli.deploy`: ``export``, ``serve``
 * :mod:`stpatch.cli.bench`: ``bench``
+* :mod:`stpatch.cli.report`: ``report``, ``features``
+* :mod:`stpatch.cli.anomaly`: ``anomaly``
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sys
 import typer
 
 from stpatch.cli import bench, catalog, deploy, run
+from stpatch.cli import report as report_cli
+from stpatch.cli.anomaly import anomaly
 from stpatch.engine.wiring import CONFIG_DIR
 
 __all__ = ["CONFIG_DIR", "app", "datasets_app", "main"]
@@ -31,6 +35,9 @@ datasets_app.command("list")(catalog.datasets_list)
 datasets_app.command("info")(catalog.datasets_info)
 datasets_app.command("download")(catalog.datasets_download)
 for command in (catalog.info, catalog.profile, run.demo, deploy.export, deploy.serve, bench.bench):
+    app.command()(command)
+app.command()(anomaly)  # stpatch anomaly: surveillance (stpatch.cli.anomaly)
+for command in (report_cli.report, report_cli.features):  # stpatch.cli.report
     app.command()(command)
 
 

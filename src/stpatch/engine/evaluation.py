@@ -25,12 +25,14 @@ def evaluate(
     progress: bool = False,
     data: Any = None,
     strict: bool = False,
+    report: bool = True,
 ) -> dict:
     """Score a trained run on its test split beside the baselines, on exactly the same windows.
 
     Returns a dict with ``suite``, ``windows``, ``per_horizon[name][metric] -> list`` (one value per
     lead time, physical units) and ``mean[name][metric]`` for the model and each baseline.
-    Writes ``eval.json`` and ``eval.md`` (and figures) into the run directory when ``write``.
+    Writes ``eval.json`` and ``eval.md`` (and figures, and ``report.html`` unless ``report=False``) into the
+    run directory when ``write``; a report that fails only logs a warning.
     ``data`` is the user's ``SpatioTemporalData`` when the run was trained on one.
 
     The split passes the data guard (:mod:`stpatch.data.guard`) first: Inf and physically impossible
@@ -114,7 +116,22 @@ def evaluate(
             if importance is not None:
                 paths.append(save_attention_figure(sample[0], importance[0], run_dir / "figures" / "attention.png"))
         result["figures"] = [str(p) for p in paths]
+    if write and report:
+        _write_report(run_dir, data, analyse=figures)
     return result
+
+
+def _write_report(run_dir: Path, data: Any, analyse: bool) -> None:
+    """``report.html`` from the files just written, with the importance and feature maps of two test
+    batches when ``analyse`` (a failure is a warning: the scores are already safe)."""
+    import logging
+
+    try:
+        from stpatch.report import write_report
+
+        write_report(run_dir, analyse=analyse, limit_batches=2, data=data)
+    except Exception as err:  # noqa: BLE001 - the report is a convenience, never a reason to fail a run
+        logging.getLogger(__name__).warning("could not write %s: %s", run_dir / "report.html", err)
 
 
 def _steps_per_day(dm) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from stpatch.atomic import write_json, write_text
+from stpatch.atomic import remove_stale_temporaries, write_json, write_text
 from stpatch.data.guard import profile_training
 from stpatch.engine.checkpoint import AtomicCheckpointIO
 from stpatch.engine.config import RunConfig, parse_max_time, save_config
@@ -115,6 +115,9 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
     if not resume and last.is_file():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another run_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:  # a run killed mid-write left half-written temporaries beside its intact files
+        for stale in remove_stale_temporaries(run_dir):
+            log.info("removed %s, left by an interrupted write", stale)
     config.run_dir = str(run_dir)
     save_config(config, run_dir / "config.yaml")
 

@@ -7,7 +7,6 @@ below apply whichever job a user starts from.
 from __future__ import annotations
 
 import inspect
-
 import warnings
 from dataclasses import asdict
 from pathlib import Path

@@ -1,0 +1,226 @@
+"""report.html: written by evaluate, self-contained, with eval.json's values, decodable images, written atomically."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import stpatch
+from stpatch.report.html import format_value
+
+try:
+    from test_engine_run import sensor_data, tiny_grid_config
+except ImportError:  # tests/ imported as a package
+    from tests.test_engine_run import sensor_data, tiny_grid_config
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    """A tiny trained and evaluated grid run (evaluate writes report.html)."""
+    run_dir = tmp_path_factory.mktemp("report") / "run"
+    stpatch.train(tiny_grid_config(run_dir))
+    stpatch.evaluate(run_dir)
+    return run_dir
+
+
+def images(page: str) -> list[Image.Image]:
+    """Every inline image of ``page``, decoded; fails on any <img> without a base64 payload."""
+    tags = re.findall(r"<img\b[^>]*>", page)
+    out = []
+    for tag in tags:
+        m = re.search(r'src="data:image/(png|gif|jpeg);base64,([A-Za-z0-9+/=]+)"', tag)
+        assert m, f"an <img> without an inline base64 payload: {tag[:120]}"
+        img = Image.open(io.BytesIO(base64.b64decode(m.group(2), validate=True)))
+        img.load()
+        out.append(img)
+    return out
+
+
+def test_evaluate_writes_a_self_contained_report_with_the_metrics_and_pictures(grid_run):
+    page = (grid_run / "report.html").read_text()
+    result = json.loads((grid_run / "eval.json").read_text())
+    assert set(result["mean"]) == {"stpnet_tiny", "persistence"}
+    table = page[page.index("<table>"):page.index("</table>")]
+    for name, values in result["mean"].items():
+        assert name in table
+        for metric, value in values.items():
+            assert metric in table and f">{format_value(value)}<" in table, (name, metric, value)
+    pictures = images(page)
+    # lead-time plot, loss curves, strip, animation, attention, importance, two feature maps
+    assert len(pictures) >= 8, len(pictures)
+    assert any(p.format == "GIF" for p in pictures)
+    for img in pictures:
+        pixels = np.asarray(img.convert("RGB"), dtype=np.float64)
+        assert min(img.size) >= 30 and pixels.std() > 1.0, "a blank image"
+    for section in ("Error against lead time", "Training", "importance", "region features", "Config", "Data"):
+        assert section in page
+    # nothing fetched from elsewhere: no scripts, stylesheets or remote sources
+    assert "<script" not in page and "<link" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+
+
+def test_the_best_forecaster_per_metric_is_marked(grid_run):
+    from stpatch.metrics import get_metric
+
+    page = (grid_run / "report.html").read_text()
+    mean = json.loads((grid_run / "eval.json").read_text())["mean"]
+    metric = "mse_per_frame"
+    assert not get_metric(metric).higher_is_better
+    best = min(mean, key=lambda n: mean[n][metric])
+    assert f"<td class=best>{format_value(mean[best][metric])}</td>" in page
+
+
+def test_report_is_written_atomically(grid_run, monkeypatch):
+    from stpatch import atomic
+    from stpatch.report import html as report_html
+    from stpatch.report import write_report
+
+    target = grid_run / "report.html"
+    before = target.read_text()
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b))[1])
+    write_report(grid_run, analyse=False)
+    (tmp, final), = renames
+    assert final == target and tmp.parent == target.parent and tmp.name.startswith(".")
+    # a failure while the page is built leaves the old page whole and no temporary file behind
+    target.write_text(before)
+    monkeypatch.setattr(report_html, "build_report", lambda run_dir: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        write_report(grid_run, analyse=False)
+    assert target.read_text() == before
+    assert not [p for p in grid_run.iterdir() if p.name.startswith(".report")]
+
+
+def test_the_page_is_written_without_maps_when_the_data_are_gone(grid_run, tmp_path, monkeypatch, caplog):
+    from stpatch.report import html as report_html
+    from stpatch.report import write_report
+
+    def no_data(*args, **kwargs):
+        raise FileNotFoundError("digits are not on this machine")
+
+    monkeypatch.setattr(report_html, "_analyse", no_data)
+    with caplog.at_level(logging.WARNING):
+        path = write_report(grid_run, path=tmp_path / "page.html")
+    assert "digits are not on this machine" in caplog.text
+    assert "<table>" in path.read_text()
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        write_report(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_failing_report_never_fails_the_evaluation(grid_run, monkeypatch, caplog):
+    from stpatch import report as report_pkg
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no report today")
+
+    monkeypatch.setattr(report_pkg, "write_report", broken)
+    with caplog.at_level(logging.WARNING):
+        result = stpatch.evaluate(grid_run, figures=False)
+    assert result["windows"] == 8
+    assert "no report today" in caplog.text
+
+
+def test_report_command(grid_run, tmp_path):
+    from stpatch.cli import app
+
+    out = tmp_path / "page.html"
+    res = CliRunner().invoke(app, ["report", str(grid_run), "--no-analyse", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "report:" in res.output and len(images(out.read_text())) >= 4
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "missing")])
+    assert res.exit_code != 0
+
+
+def test_a_sensor_run_on_the_users_own_data_gets_its_report_and_features(tmp_path):
+    from stpatch.analysis.features import load_features
+    from stpatch.cli import app
+
+    run_dir = tmp_path / "run"
+    config = {"data": {"name": "ignored", "t_in": 6, "t_out": 4, "batch_size": 16}, "model": {"name": "stpnet_sensor"},
+              "train": {"max_epochs": 1, "seed": 0, "progress": False}, "run_dir": str(run_dir)}
+    data = sensor_data()
+    stpatch.train(config, data=data)
+    stpatch.evaluate(run_dir, data=data)
+    assert {"importance.png", "features_pca.png", "features_clusters.png"} <= {p.name for p in (run_dir / "figures").iterdir()}
+    assert len(images((run_dir / "report.html").read_text())) >= 6
+    # features of every window of a file (the same series as a (T, N) array)
+    np.save(tmp_path / "series.npy", data.segments[0][:, :, 0])
+    res = CliRunner().invoke(app, ["features", "--checkpoint", str(run_dir), "--input", str(tmp_path / "series.npy"),
+                                   "--similar-to", "4"])
+    assert res.exit_code == 0, res.output
+    rf = load_features(run_dir / "features" / "features.csv")
+    assert rf.values.shape[0] == 6 and "windows)" in res.output
+    assert [line for line in res.output.splitlines() if "\t" in line][0].startswith("4\t1.000")
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+_CHECK = """<script>
+Promise.all([...document.images].map(i => i.decode().then(() => i.naturalWidth > 0 && i.naturalHeight > 0, () => false)))
+  .then(ok => document.body.insertAdjacentHTML("beforeend",
+    "<p id=stpatch-check>images " + ok.length + " decoded " + ok.filter(Boolean).length + "</p>"));
+</script>"""
+
+
+def _chromium() -> str:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("no headless Chromium: `apt-get install -y chromium` (make test installs it where it can)")
+
+
+def _browse(page, *args) -> tuple[str, str]:
+    """Open ``page`` in headless Chromium with ``args``; returns (stdout, the page's console messages)."""
+    import subprocess
+
+    proc = subprocess.run([_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                           "--v=0", "--virtual-time-budget=5000", *args, page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    console = "\n".join(line for line in proc.stderr.splitlines() if ":CONSOLE" in line)
+    return proc.stdout, console
+
+
+def _decoded(page, folder) -> tuple[int, int, str]:
+    """Open a copy of ``page`` with a checker script; (images, images decoded by the browser, console)."""
+    probe = folder / f"probe-{page.name}"
+    probe.write_text(page.read_text().replace("</body>", _CHECK + "</body>"))
+    dom, console = _browse(probe, "--dump-dom")
+    m = re.search(r"images (\d+) decoded (\d+)", dom)
+    assert m, f"the checker did not run; chromium printed: {dom[:300]}"
+    return int(m.group(1)), int(m.group(2)), console
+
+
+def test_report_in_headless_chromium(grid_run, tmp_path):
+    page = grid_run / "report.html"
+    total, decoded, _ = _decoded(page, tmp_path)
+    assert total == len(images(page.read_text())) and total >= 8
+    assert decoded == total, f"only {decoded} of {total} images decoded in the browser"
+    # the report itself (no checker) logs nothing to the console: no errors, no blocked loads
+    _, console = _browse(page, "--dump-dom")
+    assert console == "", console
+    shot = grid_run / "report_screenshot.png"
+    _browse(page, "--window-size=1200,3000", f"--screenshot={shot}")
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+    assert pixels.shape[:2] == (3000, 1200) and pixels.std() > 5
+
+
+def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><html><body><img src="data:image/png;base64,AAAA">'
+                   '<script>console.error("broken on purpose")</script></body></html>')
+    total, decoded, console = _decoded(bad, tmp_path)
+    assert (total, decoded) == (1, 0)
+    assert "broken on purpose" in console
