@@ -288,3 +288,19 @@ def test_balanced_leads_weigh_each_lead_by_the_base_error():
         module.model.load_state_dict(model.state_dict())
         torch.testing.assert_close(module._lead_weights(), model.lead_weights(power))
     assert ForecastModule({"name": "stid", "base": "persistence"}, meta, {})._lead_weights() is None
+
+
+def test_a_run_saved_before_the_correction_scale_still_loads():
+    """State dicts written before ``correction_scale`` / ``scale_fitted_`` existed load into a model without
+    scale_correction (as ones, fitted); a model that uses the scale still needs them."""
+    kw = dict(in_channels=1, t_in=6, t_out=3, num_nodes=N, base="linear")
+    model = create_model("stid", **kw)
+    fit_forecaster(model, _sensor_batches())
+    old = {k: v for k, v in model.state_dict().items() if k not in ("correction_scale", "scale_fitted_")}
+    fresh = create_model("stid", **kw)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.correction_scale, torch.ones(3)) and fresh.fitted
+    b = _sensor_batches()[0]
+    assert torch.equal(fresh(b["x"], tod=b["tod"]), model(b["x"], tod=b["tod"]))
+    with pytest.raises(RuntimeError, match="correction_scale"):
+        create_model("stid", **kw, scale_correction=True).load_state_dict(old)

@@ -148,6 +148,14 @@ class BasedForecaster(nn.Module):
             self.register_buffer("base_lead_rms", torch.ones(self.t_out))
         self.register_buffer("scale_fitted_", torch.tensor(not (self.scale_correction or self.balance_leads)))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # runs saved before the correction scale existed (2026-11-25) have no such buffers: without the
+        # options they are ones / fitted, so those runs still load
+        if not (self.scale_correction or self.balance_leads):
+            state_dict.setdefault(prefix + "correction_scale", torch.ones(self.t_out))
+            state_dict.setdefault(prefix + "scale_fitted_", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def fitted(self) -> bool:
         """Whether the base (if fittable) and the correction scale (if used) are fitted."""
