@@ -1,8 +1,10 @@
 """Surveillance: flag unusual frames of a video from a forecaster's next-frame error, and show where.
 
->>> from stpatch import anomaly                                        # doctest: +SKIP
->>> result = anomaly.score("runs/digits", "clip.mp4")                  # doctest: +SKIP
->>> anomaly.write_outputs(result, "anomaly_clip")                      # scores.csv, scores.png, flagged.gif
+Usage (needs a trained run and a clip, so not a doctest)::
+
+    from stpatch import anomaly
+    result = anomaly.score("runs/digits", "clip.mp4")
+    anomaly.write_outputs(result, "anomaly_clip")   # scores.csv, scores.png, flagged.gif
 
 * :mod:`~stpatch.anomaly.frames`: clips in chunks (video, folder of frames, ``.npy``, arrays);
 * :mod:`~stpatch.anomaly.scoring`: PSNR, per-clip regularity score, patch error maps, streaming;

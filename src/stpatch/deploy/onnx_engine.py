@@ -6,9 +6,11 @@ says what the graph expects; the scaling between physical and model units is don
 from the scaler's saved parameters, with the same formulas as :mod:`stpatch.data.scalers`
 (a test compares the two for every scaler type).
 
->>> from stpatch.deploy.onnx_engine import OnnxForecaster          # doctest: +SKIP
->>> model = OnnxForecaster.open("runs/demo")                        # doctest: +SKIP
->>> model.forecast(x, mask)   # (B, t_in, C, H, W) physical -> (B, t_out, C, H, W) physical  # doctest: +SKIP
+Usage (needs an exported run, so not a doctest)::
+
+    from stpatch.deploy.onnx_engine import OnnxForecaster
+    model = OnnxForecaster.open("runs/demo")
+    model.forecast(x, mask)   # (B, t_in, C, H, W) physical -> (B, t_out, C, H, W) physical
 """
 
 from __future__ import annotations
