@@ -162,6 +162,7 @@ def test_demo_trains_stpnet_scores_it_beside_persistence_and_never_overwrites(tm
     assert (run_dir / "eval.json").read_bytes() == before
     again = [p for p in tmp_path.iterdir() if p.name.startswith("demo-")]
     assert len(again) == 1 and (again[0] / "eval.json").is_file()
+    assert f"run directory: {again[0]} " in out  # it names the folder it wrote to, not the one asked for
 
 
 def test_cli_errors_are_clear(tmp_path):

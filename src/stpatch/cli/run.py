@@ -123,4 +123,4 @@ def demo(
 
     result = run_demo(minutes=minutes, run_dir=run_dir, data=data, test_size=test_size)
     print_eval(result)
-    typer.echo(f"run directory: {run_dir} (config.yaml, checkpoints/, metrics.csv, eval.md, figures/)")
+    typer.echo(f"run directory: {result['run_dir']} (config.yaml, checkpoints/, metrics.csv, eval.md, report.html, figures/)")
