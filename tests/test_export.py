@@ -241,3 +241,18 @@ def test_fitted_baselines_export(tmp_path):
         got = session.run(None, {k: feeds[k] for k in report["inputs"]})[0]
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4, err_msg=name)
         assert np.abs(expected - x[:, -1:]).max() > 0.1  # neither is persistence
+
+
+def test_a_run_without_a_data_profile_warns_that_its_time_inputs_are_left_out():
+    """Runs saved before the data profile existed cannot say whether they had timestamps: the export
+    leaves the time inputs out and says so, instead of silently ignoring the calendar."""
+    from types import SimpleNamespace
+
+    from stpatch.deploy.export import _time_inputs
+
+    module = SimpleNamespace(_time_features=["tod"])
+    old = SimpleNamespace(module=module, profile=None, checkpoint="runs/old/checkpoints/best.ckpt")
+    with pytest.warns(UserWarning, match=r"no data profile.*\['tod'\].*ignore the calendar"):
+        assert _time_inputs(old) == []
+    timed = SimpleNamespace(module=module, profile={"step_seconds": 300.0}, checkpoint="x")
+    assert _time_inputs(timed) == ["tod"]

@@ -172,6 +172,12 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | Path,
 def _time_inputs(run: Any) -> list[str]:
     """The time features the run's model reads and its training data had (timestamps known)."""
     takes = list(getattr(run.module, "_time_features", []))
+    if takes and not run.profile:
+        # a run saved before runs kept a data profile: whether it trained with timestamps is unknown
+        warnings.warn(f"{run.checkpoint}: the run has no data profile (trained before stpatch stored one), so it is "
+                      f"unknown whether it trained with timestamps; the model's time inputs {takes} are left out of "
+                      "the export and its ONNX forecasts ignore the calendar. Retrain the run to export them.",
+                      UserWarning, stacklevel=3)
     had_times = bool((run.profile or {}).get("step_seconds"))
     return takes if had_times else []
 
