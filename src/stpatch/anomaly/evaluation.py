@@ -198,7 +198,7 @@ def save_roc_plot(results: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stpatch.atomic import atomic_path
+    from stpatch.analysis.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for m in results["methods"]:
@@ -208,11 +208,7 @@ def save_roc_plot(results: dict, path: str | Path) -> Path:
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def write_evaluation(results: dict, folder: str | Path) -> dict[str, Path]:

@@ -47,6 +47,8 @@ def save_score_plot(result: AnomalyResult, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from stpatch.analysis.figures import save_figure
+
     scale = 1.0 / result.fps if result.fps else 1.0
     fig, ax = plt.subplots(figsize=(9, 3.2))
     ax.plot(result.frames * scale, result.score, color="tab:blue", lw=1.2, label="regularity score")
@@ -59,11 +61,7 @@ def save_score_plot(result: AnomalyResult, path: str | Path) -> Path:
     ax.set_ylabel("score (min-max per clip)")
     ax.set_title(f"{result.name}: {int(result.flagged.sum())} of {len(result.frames)} frames flagged")
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def overlay_frame(frame: np.ndarray, patch_error: np.ndarray, patch: tuple[int, int], vmax: float,
