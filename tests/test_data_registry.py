@@ -212,6 +212,23 @@ def test_chickenpox_shapes_and_adjacency():
     assert "tod" not in b  # no timestamps in the file
 
 
+def test_carphone_is_the_real_clip_in_rgb_with_a_chronological_split():
+    require("video/carphone_pristine.mp4")
+    d = D.load("carphone", data_dir=DATA_DIR)
+    assert d.segments[0].shape == (120, 3, 144, 176) and d.channels == ["red", "green", "blue"]
+    x = d.segments[0]
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert not np.array_equal(x[:, 0], x[:, 1])  # colour, not grey stored three times
+    grey = D.load("carphone", data_dir=DATA_DIR, grayscale=True, max_frames=10)
+    assert grey.segments[0].shape == (10, 1, 144, 176)
+    dm = D.make_datamodule("carphone", data_dir=DATA_DIR)
+    dm.setup()
+    assert (dm.t_in, dm.t_out) == (4, 4)
+    assert dm.ranges["train"] == [(0, 0, 72)] and dm.ranges["test"] == [(0, 96, 120)]
+    b = next(iter(dm.test_dataloader()))
+    np.testing.assert_array_equal(b["x"][0].numpy(), x[96:100])  # identity scaler: the frames as read
+
+
 def test_era5_netcdf_keeps_latitude_and_times():
     require("weather/era5_t2m_2019-03_uk.nc")
     d = D.load("era5_uk_t2m", data_dir=DATA_DIR)

@@ -229,3 +229,25 @@ def test_evaluate_refuses_a_split_it_does_not_score(tmp_path):
     for split in ("train", "Test", ""):
         with pytest.raises(ValueError, match=r"split must be 'test' or 'val'.*got"):
             evaluate(tmp_path / "no-run", split=split)
+
+
+def test_gradient_difference_loss_penalises_blur_that_mse_tolerates():
+    import torch
+
+    from stpatch.engine.losses import get_loss, gradient_difference
+
+    target = torch.zeros(1, 1, 1, 8, 8)
+    target[..., :, 4:] = 1.0  # a sharp vertical edge
+    blurred = target.clone()
+    blurred[..., :, 3:6] = torch.tensor([0.25, 0.5, 0.75])  # the edge spread over three columns
+    mse, gdl = get_loss("mse"), get_loss("mse_gdl")
+    # a sharp forecast that is off by a constant, with the same squared error as the blurred one
+    offset = target + mse(blurred, target).mean().sqrt()
+    assert torch.allclose(mse(offset, target).mean(), mse(blurred, target).mean())
+    # MSE cannot tell them apart; the gradient difference charges only the blur
+    assert gradient_difference(offset, target).abs().max() < 1e-6 < gradient_difference(blurred, target).mean()
+    assert gdl(offset, target).mean() < gdl(blurred, target).mean()
+    assert torch.equal(gradient_difference(target, target), torch.zeros_like(target))
+    assert torch.allclose(gdl(blurred, target), mse(blurred, target) + gradient_difference(blurred, target))
+    with pytest.raises(ValueError, match="grids"):
+        gradient_difference(torch.zeros(2, 3, 4, 1), torch.zeros(2, 3, 4, 1))

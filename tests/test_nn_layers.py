@@ -179,3 +179,42 @@ def test_convnet_and_decoder_shapes(size):
     assert y.shape == (2, 8, *size)
     y.mean().backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_patch_head_kernel_reads_the_neighbouring_tokens():
+    torch.manual_seed(0)
+    tokens = torch.randn(1, 2, 4, 5, 8)
+    linear = PatchHead(8, 1, t_out=3, patch=(2, 2, 2), t_tokens=2)
+    conv = PatchHead(8, 1, t_out=3, patch=(2, 2, 2), t_tokens=2, kernel=3)
+    assert conv(tokens, (8, 10)).shape == linear(tokens, (8, 10)).shape == (1, 3, 1, 8, 10)
+    # changing one token moves only its own patch with kernel 1, and the 3x3 neighbourhood with kernel 3
+    moved = tokens.clone()
+    moved[:, :, 1, 1] += torch.randn(8)  # not a constant shift, which the head's LayerNorm removes
+    for head, rows in ((linear, {1}), (conv, {0, 1, 2})):
+        diff = (head(moved, (8, 10)) - head(tokens, (8, 10))).abs().sum(dim=(0, 1, 2))  # (H, W)
+        patch_rows = {int(r) // 2 for r in torch.nonzero(diff > 1e-6)[:, 0]}
+        assert patch_rows == rows, (head.kernel, patch_rows)
+    with pytest.raises(ValueError, match="odd size"):
+        PatchHead(8, 1, t_out=3, patch=(2, 2, 2), t_tokens=2, kernel=2)
+    with pytest.raises(ValueError, match="needs t_tokens"):
+        PatchHead(8, 1, t_out=3, patch=(2, 2, 2), kernel=3)
+
+
+def test_frame_refiner_starts_as_identity_and_learns_per_pixel_detail():
+    from stpatch.nn.heads import FrameRefiner
+
+    torch.manual_seed(0)
+    refine = FrameRefiner(2, width=4, depth=1)
+    frames, x = torch.rand(2, 3, 2, 9, 7), torch.rand(2, 5, 2, 9, 7)
+    assert torch.equal(refine(frames, x), frames)  # zero-initialised: leaves the forecast alone
+    target = frames + 0.1 * torch.sign(x[:, -1:] - 0.5)  # a per-pixel correction read from the last input
+    opt = torch.optim.Adam(refine.parameters(), lr=1e-2)
+    first = ((refine(frames, x) - target) ** 2).mean().item()
+    for _ in range(60):
+        loss = ((refine(frames, x) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    with pytest.raises(ValueError, match="width >= 1"):
+        FrameRefiner(1, width=0)

@@ -15,18 +15,38 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "get_scheduler", "masked_loss", "step_cosine_factor", "time_cosine_factor"]
+__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "gradient_difference", "get_scheduler", "masked_loss", "step_cosine_factor", "time_cosine_factor"]
 
 ElementwiseLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``factory(module, optimizer)``: a Lightning ``lr_scheduler`` dict, or None for a constant rate.
 #: ``module`` has ``train_options`` (the ``train`` section), ``trainer`` and ``_time_factor``.
 SchedulerFactory = Callable[[Any, torch.optim.Optimizer], "dict | None"]
 
+def gradient_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared difference of the spatial gradients of grids (Mathieu et al., ICLR 2016, with alpha = 2).
+
+    ``pred, target (B, T, C, H, W)`` -> ``(B, T, C, H, W)``: at each pixel
+    ``(dx pred - dx target)^2 + (dy pred - dy target)^2`` with forward differences (zero on the
+    last row / column). It is zero for a forecast whose edges match the target's wherever it
+    is, so it penalises blur (flattened edges) that a squared error alone tolerates.
+    """
+    if pred.ndim != 5:
+        raise ValueError(f"the gradient-difference loss is for grids (B, T, C, H, W), got a tensor of shape "
+                         f"{tuple(pred.shape)}; use train.loss: mse or mae for sensor networks")
+    d = pred - target
+    dx = F.pad(d[..., :, 1:] - d[..., :, :-1], (0, 1))
+    dy = F.pad(d[..., 1:, :] - d[..., :-1, :], (0, 0, 0, 1))
+    return dx**2 + dy**2
+
+
 #: ``train.loss`` -> elementwise error ``(pred, target) -> err`` (same shape, no reduction).
+#: ``mse_gdl``: squared error plus the gradient difference (grids only), the sharpness term of the
+#: video-prediction literature.
 LOSSES: dict[str, ElementwiseLoss] = {
     "mse": lambda pred, target: (pred - target) ** 2,
     "mae": lambda pred, target: (pred - target).abs(),
     "huber": lambda pred, target: F.huber_loss(pred, target, reduction="none"),
+    "mse_gdl": lambda pred, target: (pred - target) ** 2 + gradient_difference(pred, target),
 }
 
 
@@ -45,7 +65,7 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
     Args:
         pred, target: same shape, e.g. ``(B, T, C, H, W)`` or ``(B, T, N, C)``.
         mask: bool like ``target``, True where observed; ``None`` means all observed.
-        kind: a name in :data:`LOSSES` (``"mse"``, ``"mae"`` or ``"huber"``).
+        kind: a name in :data:`LOSSES` (``"mse"``, ``"mae"``, ``"huber"`` or ``"mse_gdl"``).
         lead_weights: ``(T,)`` weight of each lead time (axis 1), e.g. a based model's
             :meth:`~stpatch.models.base_forecast.BasedForecaster.lead_weights`; None weighs all alike.
     """

@@ -79,7 +79,7 @@ class ForecastModule(pl.LightningModule):
         # a based model with balance_leads weighs each lead by the base's error there (power 2 for
         # a squared loss, 1 for an absolute one, so the weighted loss is in units of the base's)
         weights = getattr(self.model, "lead_weights", None)
-        return weights(2.0 if self.loss_kind == "mse" else 1.0) if callable(weights) else None
+        return weights(2.0 if self.loss_kind in ("mse", "mse_gdl") else 1.0) if callable(weights) else None
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         pred = self(batch)

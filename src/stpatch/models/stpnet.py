@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from stpatch.models._common import check_grid
 from stpatch.models.registry import register_model
@@ -36,7 +37,7 @@ from stpatch.nn._utils import ceil_div, to_3tuple
 from stpatch.nn.block import SpacetimeBlock
 from stpatch.nn.conv import SpacetimeConvDecoder, SpacetimeConvNet
 from stpatch.nn.embed import PatchEmbed
-from stpatch.nn.heads import PatchHead
+from stpatch.nn.heads import FrameRefiner, PatchHead
 from stpatch.nn.position import LearnedPosition3d, SinCosPosition3d
 
 __all__ = ["STPNet", "stpconv", "stpformer", "stpnet", "stpnet_base", "stpnet_small", "stpnet_tiny"]
@@ -68,6 +69,14 @@ class STPNet(nn.Module):
         drop_path: stochastic depth (linearly increasing over the blocks).
         use_tod: condition on the time of day: ``forward(x, tod)`` with ``tod (B, T_in)`` in
             ``[0, 1)`` adds ``Linear(sin/cos of 2 daily harmonics)`` to the tokens of each time slice.
+        head_kernel: spatial extent of the patch head on the token grid (1: each patch on its own,
+            3: reads the neighbouring tokens too, see :class:`~stpatch.nn.heads.PatchHead`).
+        refine: width of a full-resolution :class:`~stpatch.nn.heads.FrameRefiner` after the head
+            (0: none).
+        checkpointing: recompute the conv network, each attention block and the decoder in the
+            backward pass instead of keeping their activations (``torch.utils.checkpoint``,
+            non-reentrant): less memory on large grids for about one more forward pass of compute.
+            Training only; the outputs and gradients are the same.
     """
 
     kind = "grid"
@@ -94,6 +103,9 @@ class STPNet(nn.Module):
         pad_mode: str = "replicate",
         drop_path: float = 0.0,
         use_tod: bool = False,
+        head_kernel: int = 1,
+        refine: int = 0,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.t_in, self.t_out = int(in_channels), int(t_in), int(t_out)
@@ -101,6 +113,7 @@ class STPNet(nn.Module):
         if residual and self.out_channels != self.in_channels:
             raise ValueError(f"residual=True needs out_channels == in_channels, got {out_channels} != {in_channels}")
         self.residual = residual
+        self.checkpointing = bool(checkpointing)
         self.patch = to_3tuple(patch, "patch")
         dims = tuple(int(d) for d in dims)
         if not use_conv:
@@ -131,10 +144,15 @@ class STPNet(nn.Module):
         else:
             self.position, self.blocks, self.norm = nn.Identity(), nn.ModuleList(), nn.Identity()
         self.decoder = SpacetimeConvDecoder(dims, conv_depths, kernel, conv_mode) if use_conv and len(dims) > 1 else None
-        self.head = PatchHead(dims[0], self.out_channels, self.t_out, self.patch, t_tokens, zero_init=residual)
+        self.head = PatchHead(dims[0], self.out_channels, self.t_out, self.patch, t_tokens, zero_init=residual,
+                              kernel=head_kernel)
+        self.refiner = FrameRefiner(self.out_channels, int(refine)) if refine else None
+        if self.refiner is not None and self.out_channels != self.in_channels:
+            raise ValueError(f"refine needs out_channels == in_channels (it reads the input frames), "
+                             f"got {self.out_channels} != {self.in_channels}")
 
     @property
-    def output_layer(self) -> nn.Linear:
+    def output_layer(self) -> nn.Module:
         """The last projection (zeroed when the model stands on a base forecast)."""
         return self.head.proj
 
@@ -154,6 +172,15 @@ class STPNet(nn.Module):
             feats = torch.cat([feats, feats[:, -1:].expand(b, pad, 4)], 1)
         return self.tod_embed(feats.reshape(b, n_t, pt, 4).mean(2))[:, :, None, None]
 
+    def _segment(self, module: nn.Module, *args: Any) -> Any:
+        """``module(*args)``; with ``checkpointing``, its activations are recomputed in the backward pass.
+
+        Only while training with gradients: inference and attention capture run each module once.
+        """
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(module, *args, use_reentrant=False)
+        return module(*args)
+
     def _encode(self, x: torch.Tensor, tod: torch.Tensor | None = None):
         check_grid(x, type(self).__name__, self.in_channels, self.t_in)
         tokens, grid = self.embed(x)
@@ -162,12 +189,12 @@ class STPNet(nn.Module):
         h = rearrange(tokens, "b t h w d -> b d t h w")
         skips: list[torch.Tensor] = []
         if self.convnet is not None:
-            h, skips = self.convnet(h)
+            h, skips = self._segment(self.convnet, h)
         z = rearrange(h, "b d t h w -> b t h w d")
         if len(self.blocks):
             z = self.position(z)
             for block in self.blocks:
-                z = block(z)
+                z = self._segment(block, z)
             z = self.norm(z)
         return z, skips, grid
 
@@ -175,9 +202,12 @@ class STPNet(nn.Module):
         """``(B, T_in, C, H, W) -> (B, T_out, C_out, H, W)``; ``tod (B, T_in)`` is used with ``use_tod``."""
         z, skips, grid = self._encode(x, tod)
         if self.decoder is not None:
-            z = rearrange(self.decoder(rearrange(z, "b t h w d -> b d t h w"), skips), "b d t h w -> b t h w d")
+            z = rearrange(self._segment(self.decoder, rearrange(z, "b t h w d -> b d t h w"), skips),
+                          "b d t h w -> b t h w d")
         out = self.head(z, grid)
-        return out + x[:, -1:] if self.residual else out
+        if self.residual:
+            out = out + x[:, -1:]
+        return out if self.refiner is None else self.refiner(out, x)
 
 
 # --------------------------------------------------------------------------- presets
