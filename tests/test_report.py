@@ -224,3 +224,19 @@ def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path):
     total, decoded, console = _decoded(bad, tmp_path)
     assert (total, decoded) == (1, 0)
     assert "broken on purpose" in console
+
+
+def test_evaluate_command_no_report_leaves_the_page_alone(grid_run, tmp_path):
+    import shutil
+
+    from stpatch.cli import app
+
+    run = tmp_path / "copy"
+    shutil.copytree(grid_run, run)
+    (run / "report.html").unlink()
+    res = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert (run / "eval.json").is_file() and not (run / "report.html").exists()
+    res = CliRunner().invoke(app, ["evaluate", "--run", str(run)])  # the default writes it
+    assert res.exit_code == 0, res.output
+    assert (run / "report.html").is_file()
