@@ -94,3 +94,26 @@ def test_run_benchmarks_draws_error_against_lead_time(tmp_path, monkeypatch):
     assert set(drawn) >= {SUITES["chickenpox"].models[0]["name"], "persistence"}
     pixels = mpimg.imread(figure)
     assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.05  # a drawn plot, not blank
+
+
+@pytest.mark.slow
+def test_bench_anomaly_tabulates_both_sources_beside_the_baselines(tmp_path, monkeypatch):
+    if not (DATA / "video" / "carphone_pristine.mp4").is_file():
+        pytest.skip(f"the real clip is not at {DATA}/video/carphone_pristine.mp4 (set STPATCH_DATA_DIR)")
+    from stpatch.bench.anomaly import bench_anomaly
+
+    monkeypatch.setenv("STPATCH_DATA_DIR", str(DATA))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\n\nkept\n")
+    (tmp_path / "benchmarks" / "figures").mkdir(parents=True)
+    body = bench_anomaly(quick=True, write=True, out_dir=tmp_path / "out")
+    tables = [block for block in body.split("\n\n") if block.startswith("| method |")]
+    assert len(tables) == 2  # moving digits and the real clip
+    for table in tables:
+        rows = {line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]}
+        assert rows == {"model", "persistence", "frame_difference"}
+    page = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "kept" in page and "<!-- bench:anomaly -->" in page and "stpatch bench anomaly" in page
+    for name in ("anomaly_digits_roc.png", "anomaly_carphone_roc.png", "anomaly_carphone_scores.png"):
+        assert (tmp_path / "benchmarks" / "figures" / name).stat().st_size > 1000, name
+    assert (tmp_path / "out" / "clip" / "scores.csv").is_file()

@@ -12,7 +12,7 @@ from stpatch.cli._common import fail
 
 def bench(
     # the help is built from the suite table, so it offers exactly the suites that run
-    suite: str = typer.Argument("all", help=f"{', '.join(SUITES)}, or all; or serve (the HTTP service under load)."),
+    suite: str = typer.Argument("all", help=f"{', '.join(SUITES)}, or all; or serve (the HTTP service under load); or anomaly (injected events)."),
     budget: str | None = typer.Option(None, help="Training budget per model, HH:MM:SS."),
     quick: bool = typer.Option(False, help="Seconds-long smoke run on tiny subsets."),
     write: bool = typer.Option(False, help="Write the tables into BENCHMARKS.md."),
@@ -22,7 +22,8 @@ def bench(
     engine: str = typer.Option("onnx", "--engine", help="serve: onnx or torch."),
 ) -> None:
     """Accuracy under a fixed budget against the baselines, and speed (see BENCHMARKS.md); `serve`: requests/s,
-    latency, peak memory and 5xx of `stpatch serve` under 1, 8 and 32 concurrent clients on 127.0.0.1."""
+    latency, peak memory and 5xx of `stpatch serve` under 1, 8 and 32 concurrent clients on 127.0.0.1;
+    `anomaly`: ROC-AUC of flagging injected events on moving digits and the real clip (training budget: --budget)."""
     if suite == "serve":  # not an accuracy suite: handled before their names are checked
         from stpatch.bench.serve import bench_serve, format_serve_table
 
@@ -34,6 +35,14 @@ def bench(
         except (FileNotFoundError, ValueError, RuntimeError) as err:
             fail(err)
         typer.echo(format_serve_table(rows, run, engine))
+        return
+    if suite == "anomaly":  # not an accuracy suite: flagging injected events, beside two baselines
+        from stpatch.bench.anomaly import bench_anomaly
+
+        try:
+            typer.echo(bench_anomaly(budget=budget, quick=quick, write=write))
+        except (FileNotFoundError, ValueError) as err:
+            fail(err)
         return
     from stpatch.bench import run_benchmarks
 
