@@ -94,8 +94,9 @@ SUITES: dict[str, Suite] = {
         description=("`carphone`: a standard video-coding test clip (a person talking in a moving car, scenery passing "
                      "the window), 120 RGB frames of 144x176 at 29.97 frames/s, not square and not a multiple of the "
                      "patch. Chronological split 72 / 24 / 24 frames: the model trains on the first 2.4 s and is scored "
-                     "on every 8-frame window of the last 0.8 s. Per-pixel errors, SSIM and PSNR over the 3 colour channels."),
-        data={"name": "carphone", "t_in": 4, "t_out": 4, "batch_size": 4, "options": {}},
+                     "on every 8-frame window of the last 0.8 s. Per-pixel errors, SSIM and PSNR over the 3 colour channels. "
+                     "Training windows are mirrored at random (left-right, up-down), chosen on the validation split."),
+        data={"name": "carphone", "t_in": 4, "t_out": 4, "batch_size": 4, "options": {"augment": ["flip"]}},
         models=[{"name": "stpnet"}, {"name": "stpconv"}],
         baselines=["persistence"],
         metric_suite="video",
