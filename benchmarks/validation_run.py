@@ -1,16 +1,22 @@
 """Train one model of a benchmark suite under a short budget and score it on the *validation* split
-beside the fitted linear AR, as used to choose the suites' settings (BENCHMARKS.md, "How the settings
+beside a baseline (see below), as used to choose the suites' settings (BENCHMARKS.md, "How the settings
 were chosen"). The test windows are never scored here.
 
     python benchmarks/validation_run.py los_loop tp6g8 00:07:00 \\
         '{"name": "stpnet_sensor", "base": "linear", "feed_base": true, "use_dow": false, "time_patch": 6, "group_size": 8}'
 
-Arguments: SUITE TAG BUDGET MODEL_JSON [TRAIN_JSON]; prints one JSON line with the validation means and
-the headline metric per lead, and appends it to bench_out/validation/results.jsonl.
+    python benchmarks/validation_run.py moving_mnist lr3e3 00:03:00 '{"name": "stpnet"}' \\
+        '{"lr": 0.003, "data": {"options": {"test_size": 1000, "val_size": 200}}}'
+
+Arguments: SUITE TAG BUDGET MODEL_JSON [TRAIN_JSON]; a ``data`` key of TRAIN_JSON replaces keys of the suite's
+data section. The baseline beside the model is persistence for video suites and the fitted linear AR
+otherwise. Prints one JSON line with the validation means, the steps trained and the headline metric per
+lead, and appends it to bench_out/validation/results.jsonl.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -26,16 +32,22 @@ def main(argv: list[str]) -> dict:
     suite, tag, budget = SUITES[argv[0]], argv[1], argv[2]
     model = json.loads(argv[3])
     extra = json.loads(argv[4]) if len(argv) > 4 else {}
+    data = {**suite.data, **extra.pop("data", {})}
     out = Path("bench_out") / "validation"
-    config = {"data": suite.data, "model": model,
+    config = {"data": data, "model": model,
               "train": {"max_epochs": 100000, "max_time": budget, "seed": 0, "progress": False, "lr": suite.lr,
                         "loss": suite.loss, **extra},
               "eval": {"baselines": [], "suite": suite.metric_suite}, "run_dir": str(out / suite.name / tag)}
     trained = train(config)
-    baselines = ["linear"] if model["name"] != "linear" else []
+    if suite.metric_suite == "video":  # persistence is the video baseline; no per-pixel AR is fitted
+        baselines = ["persistence"] if model["name"] != "persistence" else []
+    else:
+        baselines = ["linear"] if model["name"] != "linear" else []
     res = evaluate(trained.run_dir, split="val", baselines=baselines, write=False, figures=False, report=False)
     key = suite.headline[0]
-    row = {"tag": tag, "model": model, "train": extra, "mean": res["mean"],
+    with open(Path(trained.run_dir) / "metrics.csv") as f:
+        steps = max((int(r["step"]) for r in csv.DictReader(f) if r.get("step")), default=0)
+    row = {"tag": tag, "model": model, "train": extra, "data": data, "steps": steps, "mean": res["mean"],
            "lead": {k: [round(x, 4) for x in v[key]] for k, v in res["per_horizon"].items()}}
     with open(out / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
