@@ -8,6 +8,7 @@ Each command is a thin wrapper over the Python API; they live by group:
 * :mod:`stpatch.cli.bench`: ``bench``
 * :mod:`stpatch.cli.report`: ``report``, ``features``
 * :mod:`stpatch.cli.anomaly`: ``anomaly``
+* :mod:`stpatch.cli.tune`: ``tune``
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import typer
 from stpatch.cli import bench, catalog, deploy, run
 from stpatch.cli import report as report_cli
 from stpatch.cli.anomaly import anomaly
+from stpatch.cli.tune import tune
 from stpatch.engine.wiring import CONFIG_DIR
 
 __all__ = ["CONFIG_DIR", "app", "datasets_app", "main"]
@@ -39,6 +41,7 @@ for command in (catalog.info, catalog.profile, run.demo, deploy.export, deploy.s
 app.command()(anomaly)  # stpatch anomaly: surveillance (stpatch.cli.anomaly)
 for command in (report_cli.report, report_cli.features):  # stpatch.cli.report
     app.command()(command)
+app.command()(tune)  # stpatch tune: patch size, width, depth, lr under a budget (stpatch.cli.tune)
 
 
 def main() -> None:
