@@ -280,3 +280,33 @@ def test_flop_counter_counts_cpu_attention():
     with counter:
         torch.nn.functional.scaled_dot_product_attention(q, q, q)
     assert counter.get_total_flops() == 4 * 2 * 64 * 64 * 8
+
+
+def test_stpnet_checkpointing_changes_memory_only_not_outputs_or_gradients():
+    import torch
+
+    from stpatch.models import create_model
+
+    torch.manual_seed(0)
+    plain = create_model("stpnet", in_channels=1, t_in=4, t_out=3, dims=(8, 16), heads=2, window=(2, 2, 2))
+    ckpt = create_model("stpnet", in_channels=1, t_in=4, t_out=3, dims=(8, 16), heads=2, window=(2, 2, 2),
+                        checkpointing=True)
+    torch.nn.init.normal_(plain.head.proj.weight, std=0.1)  # a non-zero head: gradients reach every layer
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 4, 1, 32, 32)
+    outs = []
+    for model in (plain, ckpt):
+        model.train()
+        y = model(x)
+        y.square().mean().backward()
+        outs.append((y.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    assert outs[0][1].keys() == outs[1][1].keys() and len(outs[0][1]) > 10
+    for name in outs[0][1]:
+        torch.testing.assert_close(outs[0][1][name], outs[1][1][name], msg=name)
+    # and it recomputes: the conv network is started twice per training step
+    calls = []
+    handle = ckpt.convnet.register_forward_pre_hook(lambda *_: calls.append(1))  # recomputation stops early
+    ckpt(x).sum().backward()
+    handle.remove()
+    assert len(calls) == 2
