@@ -30,6 +30,7 @@ from .core import SpatioTemporalData
 from .moving import MovingDigits
 from .registry import load
 from .scalers import IdentityScaler, Scaler, get_scaler, scaler_from_state
+from .streaming import read_blocks
 from .windows import WindowDataset, collate, split_ranges
 
 __all__ = ["STDataModule", "make_datamodule"]
@@ -124,7 +125,8 @@ class STDataModule(L.LightningDataModule):
         self.augment = check_augment(augment, self.kind, self.spatial_shape)
         self._scaler_spec = scaler
         self._scaler: Scaler | None = None
-        self._datasets: dict | None = None
+        self._datasets: dict | None = None  # None until setup; then the splits built so far
+        self._observed: dict = {}  # observed steps per (segment, start, stop), shared by the splits
         self.ranges: dict | None = None
 
     # ------------------------------------------------------------------ setup
@@ -148,7 +150,11 @@ class STDataModule(L.LightningDataModule):
         return get_scaler(spec, channel_axis=axis)
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the three window datasets and fit the scaler on train (idempotent)."""
+        """Split the data and fit the scaler on train (idempotent); the train windows are built now
+        (unless ``stage`` is ``"test"`` or ``"predict"``), the others when first asked for.
+
+        The scaler's statistics and the train split's observed steps come from one streaming pass
+        (:mod:`stpatch.data.streaming`), so data larger than memory never sits in memory whole."""
         if self._datasets is not None:
             return
         if isinstance(self.data, MovingDigits):
@@ -170,44 +176,57 @@ class STDataModule(L.LightningDataModule):
             self.ranges = {"train": "generated", "val": "generated", "test": "generated"}
             return
         data = self.data
-        L_ = self.t_in + self.t_out
-        ranges = split_ranges(data.lengths, self.split, data.times, window=L_)
-        self.ranges = ranges
-        observed: dict = {}
-        common = dict(empty_windows=self.empty_windows, observed=observed)
-        train = WindowDataset(
-            data, self.t_in, self.t_out, ranges["train"], self.stride, split_name="train", **common
-        )
-        if len(train) == 0:
-            raise ValueError(
-                f"{data.name!r}: the train split has no window of t_in + t_out = {L_} steps "
-                f"(segment lengths {data.lengths}, train ranges (segment, start, stop) {ranges['train']}"
-                + (f", {train.num_dropped} all-missing windows dropped" if train.num_dropped else "")
-                + "); the series is shorter than one window: use a shorter t_in/t_out or more data"
-            )
-        val = WindowDataset(
-            data, self.t_in, self.t_out, ranges["val"], self.eval_stride, split_name="val", **common
-        )
-        test = WindowDataset(
-            data, self.t_in, self.t_out, ranges["test"], self.eval_stride, split_name="test", **common
-        )
-        for ds in (val, test):
-            if len(ds) == 0 and ds.ranges:
-                warnings.warn(
-                    f"{data.name!r}: the {ds.split_name} split has no window of {L_} steps (ranges {ds.ranges})",
-                    stacklevel=2,
-                )
+        self.ranges = split_ranges(data.lengths, self.split, data.times, window=self.t_in + self.t_out)
+        self._observed = {}
         scaler = self._scaler if self._scaler is not None else self._choose_scaler()
         if not scaler.fitted:
-            arrays = [data.segments[s][a:b] for s, a, b in ranges["train"]]
-            masks = None
-            if data.mask is not None:
-                masks = [None if data.mask[s] is None else data.mask[s][a:b] for s, a, b in ranges["train"]]
-            scaler.fit(arrays, masks, data.null_value)
+            try:
+                scaler.fit_blocks(self._training_blocks())
+            except ValueError:
+                # no observed value to fit on: when the train split has no window either, say that
+                self._datasets = {}
+                try:
+                    self.dataset("train")
+                finally:
+                    self._datasets = None
+                raise
         self._scaler = scaler
-        for ds in (train, val, test):
-            ds.scaler = scaler
-        self._datasets = {"train": train, "val": val, "test": test}
+        self._datasets = {}
+        if stage in (None, "fit"):
+            self.dataset("train")  # fails now, not at the first batch, when no training window fits
+
+    def _training_blocks(self):
+        """``(values, valid)`` blocks of the train ranges, for the scaler; the observed steps that the
+        train windows need are taken from the same blocks, so fitting costs one pass over the split."""
+        data = self.data
+        for seg, a, b in self.ranges["train"]:
+            flags = np.empty(b - a, dtype=bool)
+            for t, e, x, valid in read_blocks(data.segments[seg], data.segment_mask(seg), data.null_value, a, b,
+                                              dtype=np.float64):
+                flags[t - a : e - a] = valid.reshape(valid.shape[0], -1).any(1)
+                yield x, valid
+            self._observed[(seg, a, b)] = flags
+
+    def _build(self, split: str) -> WindowDataset:
+        """The window dataset of ``split``, scaled with the fitted scaler; built on first use, so that a
+        job reads only the splits it uses (evaluation: the test split)."""
+        data, L_ = self.data, self.t_in + self.t_out
+        stride = self.stride if split == "train" else self.eval_stride
+        ds = WindowDataset(data, self.t_in, self.t_out, self.ranges[split], stride, scaler=self._scaler,
+                           split_name=split, empty_windows=self.empty_windows, observed=self._observed)
+        if split == "train" and len(ds) == 0:
+            ranges = self.ranges["train"]
+            raise ValueError(
+                f"{data.name!r}: the train split has no window of t_in + t_out = {L_} steps "
+                f"(segment lengths {data.lengths}, train ranges (segment, start, stop) {ranges}"
+                + (f", {ds.num_dropped} all-missing windows dropped" if ds.num_dropped else "")
+                + "); the series is shorter than one window: use a shorter t_in/t_out or more data"
+            )
+        if len(ds) == 0 and ds.ranges:
+            warnings.warn(
+                f"{data.name!r}: the {split} split has no window of {L_} steps (ranges {ds.ranges})", stacklevel=3
+            )
+        return ds
 
     def training_sample(self) -> np.ndarray:
         """Generated data only: the first (up to 64) training sequences ``(B, T, C, H, W)``, which the
@@ -226,6 +245,10 @@ class STDataModule(L.LightningDataModule):
     def dataset(self, split: str):
         """The PyTorch dataset of ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
         self.setup()
+        if split not in self._datasets:
+            if split not in ("train", "val", "test"):
+                raise ValueError(f"split should be 'train', 'val' or 'test', got {split!r}")
+            self._datasets[split] = self._build(split)
         return self._datasets[split]
 
     @property
@@ -287,7 +310,7 @@ class STDataModule(L.LightningDataModule):
             "spatial_shape": self.spatial_shape,
             "t_in": self.t_in,
             "t_out": self.t_out,
-            "windows": {k: len(v) for k, v in self._datasets.items()},
+            "windows": {k: len(self.dataset(k)) for k in ("train", "val", "test")},
             "augment": list(self.augment),
             "split": self.ranges,
             "scaler": repr(self.scaler),

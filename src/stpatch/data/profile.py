@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .core import SpatioTemporalData, to_numpy
+from .streaming import time_blocks
 
 __all__ = [
     "UNIT_RANGES",
@@ -58,7 +59,6 @@ QUANTILES = (0.01, 0.5, 0.99)
 #: Largest magnitude a float32 holds: the model computes in float32, beyond it a value becomes inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-_CHUNK_ELEMENTS = 1 << 22
 _SAMPLE = 200_000  # values per channel kept for quantiles
 
 
@@ -192,15 +192,14 @@ def scan_values(data: SpatioTemporalData, ranges=None, bounds: dict | None = Non
     per_step = int(np.prod(data.segments[0].shape[1:])) or 1
     total = sum(b - a for _, a, b in ranges) * per_step // max(nch, 1)
     stride = max(1, total // max(sample_size, 1))
-    chunk = max(1, _CHUNK_ELEMENTS // per_step)
     axis = 1 if data.kind == "grid" else 2  # the channel axis of a (t, ...) chunk
     for seg, a, b in ranges:
         arr, m = data.segments[seg], data.segment_mask(seg)
-        for t in range(a, b, chunk):
-            x = np.moveaxis(np.asarray(to_numpy(arr[t : min(b, t + chunk)]), dtype=np.float64), axis, 0)
+        for t, e in time_blocks(arr, a, b):
+            x = np.moveaxis(np.asarray(to_numpy(arr[t:e]), dtype=np.float64), axis, 0)
             observed = np.ones(x.shape, bool)
             if m is not None:
-                observed &= np.moveaxis(to_numpy(m[t : min(b, t + chunk)]).astype(bool), axis, 0)
+                observed &= np.moveaxis(to_numpy(m[t:e]).astype(bool), axis, 0)
             if data.null_value is not None:
                 observed &= x != data.null_value
             for c, scan in enumerate(scans):
@@ -214,7 +213,8 @@ def scan_values(data: SpatioTemporalData, ranges=None, bounds: dict | None = Non
                 if v.size:
                     scan.low, scan.high = min(scan.low, float(v.min())), max(scan.high, float(v.max()))
                     if sample_size:
-                        scan.sample.append(v[::stride])
+                        # a copy: a strided view would keep the whole block alive, and so the whole split
+                        scan.sample.append(v[::stride].copy())
                 for name, pairs in bounds.items():
                     lo, hi = pairs[c]
                     if lo is not None:

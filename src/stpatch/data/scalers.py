@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .core import to_numpy
+from .streaming import read_blocks
 
 __all__ = [
     "Scaler",
@@ -45,9 +45,6 @@ __all__ = [
     "scaler_from_state",
 ]
 
-_CHUNK_ELEMENTS = 1 << 22
-
-
 def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 
@@ -60,7 +57,7 @@ def _as_float(x):
 
 
 def _iter_chunks(data, mask=None, null_value=None) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(values, valid)`` numpy chunks along axis 0 of each array in ``data``."""
+    """Yield ``(values, valid)`` float64 numpy blocks along axis 0 of each array in ``data``."""
     arrays = data if isinstance(data, list | tuple) else [data]
     if mask is None or not isinstance(mask, list | tuple):
         masks = [mask] * len(arrays)
@@ -69,17 +66,7 @@ def _iter_chunks(data, mask=None, null_value=None) -> Iterable[tuple[np.ndarray,
     if len(masks) != len(arrays):
         raise ValueError(f"scaler.fit: {len(arrays)} arrays but {len(masks)} masks")
     for arr, m in zip(arrays, masks, strict=True):
-        if arr.shape[0] == 0:
-            continue
-        per_step = int(np.prod(arr.shape[1:])) or 1
-        step = max(1, _CHUNK_ELEMENTS // per_step)
-        for a in range(0, arr.shape[0], step):
-            x = to_numpy(arr[a : a + step]).astype(np.float64, copy=False)
-            valid = np.isfinite(x)
-            if m is not None:
-                valid &= to_numpy(m[a : a + step]).astype(bool, copy=False)
-            if null_value is not None:
-                valid &= x != null_value
+        for _, _, x, valid in read_blocks(arr, m, null_value, dtype=np.float64):
             yield x, valid
 
 
@@ -129,8 +116,16 @@ class Scaler:
 
     # ---------------------------------------------------------------- API
     def fit(self, data, mask=None, null_value=None) -> Scaler:
-        """Fit on ``data`` (array or list of arrays), ignoring NaN, ``mask == False`` and ``null_value``."""
-        self._fit_stats(_iter_chunks(data, mask, null_value))
+        """Fit on ``data`` (array or list of arrays), ignoring NaN, ``mask == False`` and ``null_value``.
+
+        One streaming pass: lazy (dask) arrays are read block by block (:mod:`stpatch.data.streaming`),
+        so the statistics of a store larger than memory need one block in memory at a time."""
+        return self.fit_blocks(_iter_chunks(data, mask, null_value))
+
+    def fit_blocks(self, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> Scaler:
+        """Fit from ``(values, valid)`` blocks (float arrays along time and their bool validity), for
+        passes that compute other things from the same blocks (the DataModule's observed steps)."""
+        self._fit_stats(iter(blocks))
         self.fitted = True
         return self
 
@@ -208,10 +203,11 @@ class _MomentsMixin:
                 n, s1, s2 = np.zeros(c), np.zeros(c), np.zeros(c)
                 cnt = vf.sum(0)
                 shift = np.where(cnt > 0, np.where(vf, xf, 0).sum(0) / np.maximum(cnt, 1), 0.0)
-            d = np.where(vf, xf - shift, 0.0)
+            d = xf - shift  # one temporary the size of the block; the rest is done in place
+            d[~vf] = 0.0
             n += vf.sum(0)
             s1 += d.sum(0)
-            s2 += (d * d).sum(0)
+            s2 += np.einsum("ij,ij->j", d, d)
         if n is None or np.any(n == 0):
             raise ValueError(
                 f"{type(self).__name__}.fit: no observed (finite, unmasked) values"

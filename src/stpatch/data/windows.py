@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from .core import SpatioTemporalData, time_features, to_numpy
 from .scalers import Scaler
+from .streaming import read_blocks
 
 __all__ = [
     "SPLITS",
@@ -174,27 +175,20 @@ def window_starts(a: int, b: int, window: int, stride: int = 1) -> np.ndarray:
     return np.arange(a, b - window + 1, stride, dtype=np.int64)
 
 
-def observed_steps(data: SpatioTemporalData, seg: int) -> np.ndarray:
-    """Bool ``(T,)``: whether step ``t`` of segment ``seg`` has at least one observed value.
+def observed_steps(data: SpatioTemporalData, seg: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Bool ``(stop - start,)``: whether step ``t`` of segment ``seg`` (from ``start``, default the
+    whole segment) has at least one observed value.
 
-    Read in chunks so lazy data are streamed.
+    Read in blocks (:mod:`stpatch.data.streaming`) so lazy data are streamed.
     """
     arr = data.segments[seg]
     m = data.segment_mask(seg)
-    T = arr.shape[0]
+    stop = int(arr.shape[0]) if stop is None else int(stop)
     if m is None and data.null_value is None and not np.issubdtype(np.dtype(arr.dtype), np.floating):
-        return np.ones(T, dtype=bool)
-    per_step = int(np.prod(arr.shape[1:])) or 1
-    step = max(1, (1 << 22) // per_step)
-    out = np.empty(T, dtype=bool)
-    for a in range(0, T, step):
-        x = to_numpy(arr[a : a + step])
-        valid = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else np.ones(x.shape, bool)
-        if m is not None:
-            valid &= to_numpy(m[a : a + step]).astype(bool)
-        if data.null_value is not None:
-            valid &= x != data.null_value
-        out[a : a + step] = valid.reshape(valid.shape[0], -1).any(1)
+        return np.ones(stop - start, dtype=bool)
+    out = np.empty(stop - start, dtype=bool)
+    for a, b, _, valid in read_blocks(arr, m, data.null_value, start, stop):
+        out[a - start : b - start] = valid.reshape(valid.shape[0], -1).any(1)
     return out
 
 
@@ -278,7 +272,8 @@ class WindowDataset(Dataset):
     scaler: a fitted :class:`~stpatch.data.scalers.Scaler` (None = no scaling).
     empty_windows: ``"drop"`` (default), ``"error"`` or ``"keep"`` windows whose inputs or
         targets are all missing.
-    observed: optional precomputed :func:`observed_steps` per segment.
+    observed: a dict of :func:`observed_steps` per range, keyed ``(segment, start, stop)``: those it
+        holds are used, those it lacks are computed and added.
     """
 
     def __init__(
@@ -305,28 +300,28 @@ class WindowDataset(Dataset):
         self.scaler = scaler
         self.split_name = split_name
         self.ranges = [tuple(int(v) for v in r) for r in ranges]
-        segs, starts = [], []
+        segs, starts, keeps = [], [], []
+        observed = {} if observed is None else observed
         for seg, a, b in self.ranges:
             s = window_starts(a, b, self.window_length, self.stride)
             segs.append(np.full(s.shape, seg, dtype=np.int64))
             starts.append(s)
+            if empty_windows != "keep" and len(s):
+                # only this range's steps are read: a split never reads the steps of another
+                if (seg, a, b) not in observed:
+                    observed[(seg, a, b)] = observed_steps(data, seg, a, b)
+                c = np.concatenate([[0], np.cumsum(observed[(seg, a, b)])])
+                r = s - a
+                has_x = c[r + self.t_in] - c[r] > 0
+                has_y = (c[r + self.window_length] - c[r + self.t_in] > 0) if self.t_out else np.ones_like(has_x)
+                keeps.append(has_x & has_y)
+            else:
+                keeps.append(np.ones(s.shape, bool))
         seg_ids = np.concatenate(segs) if segs else np.zeros(0, np.int64)
         starts_ = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         self.num_dropped = 0
         if empty_windows != "keep" and len(seg_ids):
-            keep = np.ones(len(seg_ids), dtype=bool)
-            observed = {} if observed is None else observed
-            for seg in np.unique(seg_ids):
-                if seg not in observed:
-                    observed[seg] = observed_steps(data, int(seg))
-                c = np.concatenate([[0], np.cumsum(observed[seg])])
-                sel = seg_ids == seg
-                s = starts_[sel]
-                has_x = c[s + self.t_in] - c[s] > 0
-                has_y = (
-                    (c[s + self.window_length] - c[s + self.t_in] > 0) if self.t_out else np.ones_like(has_x)
-                )
-                keep[sel] = has_x & has_y
+            keep = np.concatenate(keeps)
             if not keep.all():
                 if empty_windows == "error":
                     bad = np.flatnonzero(~keep)[:5]

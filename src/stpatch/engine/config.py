@@ -4,7 +4,7 @@ A config has four sections::
 
     data:  {name, data_dir, t_in, t_out, batch_size, split, stride, scaler, num_workers, options}
     model: {name, ...any keyword the model's constructor takes}
-    train: {max_epochs, max_steps, max_time, lr, loss, seed, accelerator, devices, strategy, precision, ...}
+    train: {max_epochs, max_steps, max_time, lr, loss, seed, accelerator, devices, num_nodes, strategy, precision, ...}
     eval:  {suite, baselines, limit_batches, figures}
 
 plus ``run_dir``. Unknown keys and wrong types are errors that name the key, what was expected
@@ -62,6 +62,9 @@ class TrainConfig:
     seed: int = 0
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
+    #: machines of a distributed run (each with ``devices`` processes); more than one needs a launcher
+    #: that starts the same command on every machine (torchrun, SLURM; see the README)
+    num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
     gradient_clip_val: float = 1.0
@@ -144,6 +147,8 @@ def config_from_dict(values: dict) -> RunConfig:
     for key in ("t_in", "t_out", "batch_size", "stride"):
         if getattr(config.data, key) <= 0:
             raise ConfigError(f"data.{key} must be positive, got {getattr(config.data, key)}")
+    if config.train.num_nodes < 1:
+        raise ConfigError(f"train.num_nodes must be 1 or more (the machines of the run), got {config.train.num_nodes}")
     _check_model(config.model)
     _check_eval(config.eval)
     return config

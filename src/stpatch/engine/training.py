@@ -11,6 +11,9 @@ A run directory holds everything a run made::
     RUN_DIR/tensorboard/             the same for TensorBoard
     RUN_DIR/eval.json, eval.md       test metrics of the model beside the baselines (see evaluation)
     RUN_DIR/figures/                 forecast strip (PNG) and animation (GIF)
+
+A distributed run (``train.num_nodes``, ``devices``, ``strategy``; see :mod:`stpatch.engine.distributed`)
+trains in every process; only global rank 0 writes the run directory.
 """
 
 from __future__ import annotations
@@ -28,10 +31,20 @@ from stpatch.atomic import remove_stale_temporaries, write_json, write_text
 from stpatch.data.guard import profile_training
 from stpatch.engine.checkpoint import AtomicCheckpointIO
 from stpatch.engine.config import RunConfig, parse_max_time, save_config
+from stpatch.engine.distributed import (
+    agree,
+    inherited_run_dir,
+    is_main_process,
+    job_id,
+    launched_distributed,
+    shared_run_dir,
+)
 from stpatch.engine.module import ForecastModule
 from stpatch.engine.wiring import data_meta, make_data, resolve_config
 
 log = logging.getLogger("stpatch")
+
+__all__ = ["TrainResult", "is_main_process", "train"]
 
 
 @dataclass
@@ -44,15 +57,21 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
 
 
-def is_main_process() -> bool:
-    """False in the extra processes of a distributed run (their results repeat rank 0's)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0"
-
-
 def _run_dir(config: RunConfig) -> Path:
     if config.run_dir:
         return Path(config.run_dir)
+    inherited = inherited_run_dir()
+    if inherited is not None:
+        return inherited
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if launched_distributed(config.train.num_nodes):
+        # processes on other machines start at other times: a time stamp would give each its own folder
+        job = job_id()
+        if job is None:
+            raise ValueError(f"a run on {config.train.num_nodes} machines (or a launcher's WORLD_SIZE > 1) needs "
+                             "run_dir (--run-dir) set to the same folder on every machine, ideally on a shared "
+                             "file system; under SLURM or torchrun --rdzv-id the job id names it when unset")
+        stamp = f"job{job}"
     return Path("runs") / f"{config.data.name}-{config.model['name']}-{stamp}"
 
 
@@ -76,6 +95,7 @@ def _trainer(config: RunConfig, run_dir: Path, callbacks: list, enable_progress:
         max_time=parse_max_time(t.max_time),
         accelerator=t.accelerator,
         devices=t.devices,
+        num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=t.precision,
         gradient_clip_val=t.gradient_clip_val or None,
@@ -114,12 +134,19 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
         raise FileNotFoundError(f"--resume: no checkpoint at {last}; start the run without --resume")
     if not resume and last.is_file():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another run_dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume:  # a run killed mid-write left half-written temporaries beside its intact files
-        for stale in remove_stale_temporaries(run_dir):
-            log.info("removed %s, left by an interrupted write", stale)
     config.run_dir = str(run_dir)
-    save_config(config, run_dir / "config.yaml")
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min",
+                                 save_last=True, enable_version_counter=False, save_on_train_epoch_end=False)
+    # the trainer comes first: its global rank says who writes the run directory. Rank 0 alone does
+    # (Lightning's checkpoints and logs are rank 0's too); the other processes train and write nothing
+    trainer = _trainer(config, run_dir, [checkpoint, *(callbacks or [])], config.train.progress)
+    writer = trainer.is_global_zero
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:  # a run killed mid-write left half-written temporaries beside its intact files
+            for stale in remove_stale_temporaries(run_dir):
+                log.info("removed %s, left by an interrupted write", stale)
+        save_config(config, run_dir / "config.yaml")
 
     pl.seed_everything(config.train.seed, workers=True, verbose=False)
     dm = make_data(config, data)
@@ -127,7 +154,8 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
     meta = data_meta(dm)
     # the guard refuses Inf and impossible values in the training split; the profile judges later input
     profile = profile_training(dm)
-    write_json(run_dir / "profile.json", profile)
+    if writer:
+        write_json(run_dir / "profile.json", profile)
     module = ForecastModule(config.model, meta, asdict(config.train))
     module.extra_state = {
         "config": config.to_dict(),
@@ -136,27 +164,28 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
         "profile": profile,
         "version": _version(),
     }
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min",
-                                 save_last=True, enable_version_counter=False, save_on_train_epoch_end=False)
-    trainer = _trainer(config, run_dir, [checkpoint, *(callbacks or [])], config.train.progress)
     if module.trainable:
         # Lightning's CSV logger starts metrics.csv afresh; keep the interrupted part and join them after
-        earlier = _set_aside(run_dir / "metrics.csv") if resume else None
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+        earlier = _set_aside(run_dir / "metrics.csv") if resume and writer else None
+        with shared_run_dir(run_dir):
+            trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
         # a budget (max_steps, max_time) can stop mid-epoch, after the last validation: keep those steps too
+        # (saving is collective: every rank calls it, rank 0 writes)
         trainer.save_checkpoint(last)
         if earlier is not None:
             _join_csv(earlier, run_dir / "metrics.csv")
     else:
         # nothing to learn (persistence, climatology): score validation and keep it as a checkpoint
         log.info("model %s has no parameters; skipping training", config.model["name"])
-        trainer.validate(module, datamodule=dm, verbose=False)
+        with shared_run_dir(run_dir):
+            trainer.validate(module, datamodule=dm, verbose=False)
         for name in ("best.ckpt", "last.ckpt"):
             trainer.save_checkpoint(run_dir / "checkpoints" / name)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else run_dir / "checkpoints" / "best.ckpt"
-    if not best.is_file():  # e.g. a time budget that ended before the first validation
+    # rank 0's disk decides for every rank, since saving is collective
+    if not agree(trainer, best.is_file()):  # e.g. a time budget that ended before the first validation
         trainer.save_checkpoint(best)
-    if not last.is_file():
+    if not agree(trainer, last.is_file()):
         trainer.save_checkpoint(last)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     return TrainResult(run_dir, best, last, metrics)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from stpatch.models._common import check_grid
 from stpatch.models.registry import register_model
@@ -59,6 +60,9 @@ class ConvLSTM(nn.Module):
         kernel: conv kernel of the cells.
         patch: space-to-depth factor (H and W are end-padded to a multiple, then cropped back).
         residual: add the last input frame to the output (off by default, as in the paper).
+        checkpointing: keep only each cell step's states ``(h, c)`` and recompute its gates in the
+            backward pass (``torch.utils.checkpoint``, non-reentrant): the gates are most of the
+            memory of a long unroll on a large grid. Training only; outputs and gradients are the same.
     """
 
     kind = "grid"
@@ -73,6 +77,7 @@ class ConvLSTM(nn.Module):
         kernel: int = 3,
         patch: int = 4,
         residual: bool = False,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.t_in, self.t_out = in_channels, t_in, int(t_out)
@@ -80,6 +85,7 @@ class ConvLSTM(nn.Module):
         if residual and self.out_channels != in_channels:
             raise ValueError("residual=True needs out_channels == in_channels")
         self.patch, self.residual = int(patch), residual
+        self.checkpointing = bool(checkpointing)
         self.hidden = tuple(int(h) for h in hidden)
         depth = in_channels * self.patch**2
         ins = (depth,) + self.hidden[:-1]
@@ -88,6 +94,14 @@ class ConvLSTM(nn.Module):
             ConvLSTMCell(0 if n == 0 else self.hidden[n - 1], h, kernel) for n, h in enumerate(self.hidden)
         )
         self.out = nn.Conv2d(sum(self.hidden), self.out_channels * self.patch**2, 1)
+
+    def _step(
+        self, cell: ConvLSTMCell, x: torch.Tensor | None, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One cell step; with ``checkpointing`` (training with gradients) its gates are recomputed in backward."""
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(cell, x, state, use_reentrant=False)
+        return cell(x, state)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_grid(x, "convlstm", self.in_channels)
@@ -104,13 +118,13 @@ class ConvLSTM(nn.Module):
         for step in range(t):
             inp = z[:, step]
             for n, cell in enumerate(self.encoder):
-                states[n] = cell(inp, states[n])
+                states[n] = self._step(cell, inp, states[n])
                 inp = states[n][0]
         frames = []
         for _ in range(self.t_out):
             inp = None
             for n, cell in enumerate(self.forecaster):
-                states[n] = cell(inp, states[n])
+                states[n] = self._step(cell, inp, states[n])
                 inp = states[n][0]
             frames.append(self.out(torch.cat([s[0] for s in states], dim=1)))
         out = F.pixel_shuffle(torch.stack(frames, dim=1).flatten(0, 1), p)

@@ -5,7 +5,8 @@ grids ``(T, C, H, W)`` and sensor networks ``(T, N, C)``.
 
 * :func:`from_numpy` - arrays in any common layout (views, no copies)      (``arrays``).
 * :func:`from_xarray` - NetCDF / Zarr / GRIB files or xarray objects, lazily: dask chunks along
-  time, and a window computes only the chunks it touches                  (``xarray_io``).
+  time, and a window computes only the chunks it touches                  (``xarray_io``); a file's
+  variables are read through a :class:`~.store.StoreVariable`, which every process opens itself (``store``).
 * :func:`from_csv` - sensor tables, wide (one column per sensor) or long (time, sensor, value)
                                                                            (``tables``).
 * :func:`from_video` - video files and animated GIFs (imageio v3) as float frames in [0, 1]

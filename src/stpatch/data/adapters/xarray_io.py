@@ -1,7 +1,8 @@
 """NetCDF / Zarr / GRIB files and xarray objects -> ``SpatioTemporalData``; forecasts -> NetCDF.
 
 :func:`from_xarray` reads lazily: dask chunks along time, and a window computes only the chunks it
-touches.  :func:`write_netcdf` is the format table's NetCDF writer.
+touches; a file's variables are read through :class:`~.store.StoreVariable`, so every process (each
+DataLoader worker) opens the file itself.  :func:`write_netcdf` is the format table's NetCDF writer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core import SpatioTemporalData
+from .store import lazy_variable
 
 if TYPE_CHECKING:
     from .formats import Forecast
@@ -71,8 +73,11 @@ def _as_dataset(dataset_or_path, engine):
     )
 
 
-def _channel_arrays(ds, variables, need, time, chunks, src):
-    """One ``(..., _channel)`` DataArray per variable (extra dims folded into channels), and labels."""
+def _channel_arrays(ds, variables, need, time, chunks, src, path=None, engine=None):
+    """One ``(..., _channel)`` DataArray per variable (extra dims folded into channels), and labels.
+
+    Variables of a file (``path``) become dask arrays over a :class:`~.store.StoreVariable`, which each
+    process (a DataLoader worker too) opens for itself."""
     arrays, channels = [], []
     for v in variables:
         if v not in ds.data_vars:
@@ -85,8 +90,8 @@ def _channel_arrays(ds, variables, need, time, chunks, src):
                 f"(missing {missing}); pass time=... / space=(...) to match"
             )
         if chunks is not None and da.chunks is None and not _in_memory(da):
-            # lazily indexed file: dask chunks along time, each reading only its slice
-            da = da.chunk({time: int(chunks)})
+            # lazily indexed: dask chunks along time; a window reads only the stored chunks it overlaps
+            da = lazy_variable(da, path, engine, time, int(chunks)) if path else da.chunk({time: int(chunks)})
         extra = [d for d in da.dims if d not in need]
         if extra:
             da = da.stack(_channel=extra)
@@ -147,8 +152,11 @@ def from_xarray(
     time: name of the time dimension.
     space: two dimension names for a grid ``(rows, columns)`` (e.g. latitude, longitude), or one
         name for a sensor network (e.g. ``("station",)``).
-    chunks: time steps per dask chunk; data not already in memory stay lazy and a window only
-        reads the chunks it overlaps.  None loads everything into memory.
+    chunks: time steps per dask chunk (best a multiple of a Zarr / NetCDF file's stored chunks); data
+        not already in memory stay lazy, a window reads only the stored chunks it overlaps, and the
+        passes over a split (scaler, data profile) stream it chunk by chunk, so a file larger than
+        memory trains. A file's variables are read through :class:`~.store.StoreVariable`, which every
+        process (each DataLoader worker too) opens for itself. None loads everything into memory.
 
     Returns
     -------
@@ -174,7 +182,8 @@ def from_xarray(
             )
     elif isinstance(variables, str):
         variables = [variables]
-    arrays, channels = _channel_arrays(ds, variables, need, time, chunks, src)
+    path = dataset_or_path if isinstance(dataset_or_path, str | Path) else None
+    arrays, channels = _channel_arrays(ds, variables, need, time, chunks, src, path, engine)
     stacked = (
         xr.concat(arrays, dim="_channel", coords="minimal", compat="override")
         if len(arrays) > 1
