@@ -9,8 +9,8 @@ were chosen"). The test windows are never scored here.
         '{"lr": 0.003, "data": {"options": {"test_size": 1000, "val_size": 200}}}'
 
 Arguments: SUITE TAG BUDGET MODEL_JSON [TRAIN_JSON]; a ``data`` key of TRAIN_JSON replaces keys of the suite's
-data section. The baseline beside the model is persistence for video suites and the fitted linear AR
-otherwise. Prints one JSON line with the validation means, the steps trained and the headline metric per
+data section. The baseline beside the model is persistence for video suites, extrapolation for radar and the fitted
+linear AR otherwise. Prints one JSON line with the validation means, the steps trained and the headline metric per
 lead, and appends it to bench_out/validation/results.jsonl.
 """
 
@@ -41,6 +41,8 @@ def main(argv: list[str]) -> dict:
     trained = train(config)
     if suite.metric_suite == "video":  # persistence is the video baseline; no per-pixel AR is fitted
         baselines = ["persistence"] if model["name"] != "persistence" else []
+    elif suite.metric_suite == "radar":  # radar's baseline to beat is extrapolation
+        baselines = ["extrapolation"] if model["name"] != "extrapolation" else []
     else:
         baselines = ["linear"] if model["name"] != "linear" else []
     res = evaluate(trained.run_dir, split="val", baselines=baselines, write=False, figures=False, report=False)

@@ -251,3 +251,57 @@ def test_gradient_difference_loss_penalises_blur_that_mse_tolerates():
     assert torch.allclose(gdl(blurred, target), mse(blurred, target) + gradient_difference(blurred, target))
     with pytest.raises(ValueError, match="grids"):
         gradient_difference(torch.zeros(2, 3, 4, 1), torch.zeros(2, 3, 4, 1))
+
+
+def test_soft_csi_loss_charges_a_shrunken_rain_area_that_mse_prefers():
+    import torch
+
+    from stpatch.engine.losses import soft_csi_loss
+
+    target = torch.zeros(1, 1, 1, 8, 8)
+    target[..., 2:6, 2:6] = 2.0  # a rain area of 16 pixels above the threshold 1
+    level = torch.tensor([[1.0]])
+    shrunk = target * 0.4  # the whole area below the threshold: an MSE-cheap hedge
+    sharp = torch.zeros_like(target)
+    sharp[..., 2:6, 3:7] = 2.0  # the same area, one pixel off
+    assert ((shrunk - target) ** 2).mean() < ((sharp - target) ** 2).mean()
+    loss = {name: float(soft_csi_loss(p, target, None, level, tau=0.05)) for name, p in
+            (("target", target), ("shrunk", shrunk), ("sharp", sharp))}
+    assert loss["target"] < 1e-3 and loss["shrunk"] > 0.95
+    assert loss["sharp"] == pytest.approx(1 - 12 / 20, abs=0.01)  # 12 hits, 4 misses, 4 false alarms
+    # masked pixels count neither as hits nor as misses; gradients reach the forecast
+    mask = torch.ones_like(target, dtype=torch.bool)
+    mask[..., :, 6] = False
+    assert float(soft_csi_loss(sharp, target, mask, level, tau=0.05)) == pytest.approx(1 - 12 / 16, abs=0.01)
+    pred = sharp.clone().requires_grad_(True)
+    soft_csi_loss(pred, target, None, level, tau=0.5).backward()
+    assert pred.grad.abs().sum() > 0
+
+
+def test_csi_thresholds_are_scaled_with_the_data_scaler_and_added_to_the_loss(monkeypatch):
+    import numpy as np
+    import torch
+
+    from stpatch.data.scalers import get_scaler
+    from stpatch.engine.module import ForecastModule
+
+    with pytest.raises(ConfigError, match="csi_thresholds must be a list of numbers"):
+        config_from_dict({"train": {"csi_thresholds": ["heavy"]}})
+    with pytest.raises(ConfigError, match="csi_weight must be 0 or more"):
+        config_from_dict({"train": {"csi_weight": -1}})
+    meta = {"kind": "grid", "in_channels": 1, "t_in": 2, "t_out": 2, "spatial_shape": [4, 4]}
+    rain = np.random.default_rng(0).gamma(0.5, 4.0, (20, 1, 4, 4)).astype(np.float32)
+    scaler = get_scaler("dbr").fit(rain)
+    module = ForecastModule({"name": "persistence"}, meta, {"loss": "mse", "csi_thresholds": [1.0, 5.0]})
+    module.set_csi_levels(scaler)
+    levels = module.csi_levels.numpy()[:, 0]
+    expected = scaler.transform(np.array([1.0, 5.0], np.float32).reshape(2, 1, 1, 1)).ravel()
+    np.testing.assert_allclose(levels, expected, rtol=1e-6)
+    assert levels[0] < levels[1]  # thresholds keep their order through the dB and standard scaling
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    batch = {"x": torch.from_numpy(scaler.transform(rain[None, :2])), "y": torch.from_numpy(scaler.transform(rain[None, 2:4]))}
+    with torch.no_grad():
+        with_csi = float(module.training_step(batch, 0))
+        module.csi_levels = None
+        plain = float(module.training_step(batch, 0))
+    assert with_csi > plain  # persistence misses some of the area above the thresholds

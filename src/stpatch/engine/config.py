@@ -59,6 +59,10 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     loss: str = "mse"
+    #: thresholds in the data's physical units (e.g. ``[1.0, 5.0]`` mm/h) at which a soft critical
+    #: success index is added to the loss (``1 - soft CSI`` per threshold, times ``csi_weight``); empty: off
+    csi_thresholds: list = field(default_factory=list)
+    csi_weight: float = 1.0
     seed: int = 0
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
@@ -147,6 +151,11 @@ def config_from_dict(values: dict) -> RunConfig:
     for key in ("t_in", "t_out", "batch_size", "stride"):
         if getattr(config.data, key) <= 0:
             raise ConfigError(f"data.{key} must be positive, got {getattr(config.data, key)}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in config.train.csi_thresholds):
+        raise ConfigError(f"train.csi_thresholds must be a list of numbers (thresholds in the data's units, e.g. "
+                          f"[1.0, 5.0] mm/h), got {config.train.csi_thresholds!r}")
+    if config.train.csi_weight < 0:
+        raise ConfigError(f"train.csi_weight must be 0 or more, got {config.train.csi_weight}")
     if config.train.num_nodes < 1:
         raise ConfigError(f"train.num_nodes must be 1 or more (the machines of the run), got {config.train.num_nodes}")
     _check_model(config.model)

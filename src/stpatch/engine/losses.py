@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "gradient_difference", "get_scheduler", "masked_loss", "step_cosine_factor", "time_cosine_factor"]
+__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "gradient_difference", "get_scheduler", "masked_loss", "soft_csi_loss", "step_cosine_factor", "time_cosine_factor"]
 
 ElementwiseLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``factory(module, optimizer)``: a Lightning ``lr_scheduler`` dict, or None for a constant rate.
@@ -80,6 +80,47 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | N
     mask = mask.to(err.dtype)
     # missing targets count zero and are left out of the mean, never treated as true zeros
     return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def soft_csi_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, levels: torch.Tensor,
+                  tau: float = 0.1) -> torch.Tensor:
+    """``1 - soft CSI``, averaged over thresholds: a differentiable stand-in for the critical success index.
+
+    The forecast exceeds a threshold with "probability" ``sigmoid((pred - level) / tau)``, the target
+    does or does not; hits, misses and false alarms are summed over the batch as the CSI of an
+    evaluation sums them, and ``CSI = hits / (hits + misses + false alarms)``. A squared error lets a
+    model shrink a rain area it is unsure of (the regression to the mean that costs CSI); this term
+    charges every lost or false pixel of the area above each threshold.
+
+    Args:
+        pred, target: ``(B, T, C, H, W)`` or ``(B, T, N, C)`` in the model's (scaled) units.
+        mask: bool like ``target`` (True where observed) or None.
+        levels: ``(K, C)`` thresholds in the same scaled units (the scaler's transform of the
+            physical thresholds), per channel.
+        tau: width of the sigmoid in scaled units (0.1 of a standard deviation).
+
+    >>> import torch
+    >>> y = torch.tensor([0.0, 2.0, 2.0, 0.0]).reshape(1, 4, 1, 1, 1)
+    >>> level = torch.tensor([[1.0]])
+    >>> float(soft_csi_loss(y, y, None, level, tau=0.01))  # a perfect forecast
+    0.0
+    >>> round(float(soft_csi_loss(y * 0.25, y, None, level, tau=0.01)), 3)  # no rain forecast: CSI 0
+    1.0
+    """
+    axis = 2 if pred.ndim == 5 else -1  # the channel axis
+    shape = [1] * pred.ndim
+    shape[axis] = -1
+    weight = torch.ones_like(target) if mask is None else mask.to(pred.dtype)
+    target = torch.nan_to_num(target)
+    losses = []
+    for level in levels.to(pred):
+        level = level.reshape(shape)
+        p = torch.sigmoid((pred - level) / tau) * weight
+        o = (target > level).to(pred.dtype) * weight
+        hits = (p * o).sum()
+        union = p.sum() + o.sum() - hits
+        losses.append(1.0 - (hits + 1e-6) / (union + 1e-6))
+    return torch.stack(losses).mean()
 
 
 def budget_seconds(max_time: str | None) -> float | None:

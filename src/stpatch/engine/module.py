@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from stpatch.engine.losses import get_scheduler, masked_loss, time_cosine_factor
+from stpatch.engine.losses import get_scheduler, masked_loss, soft_csi_loss, time_cosine_factor
 from stpatch.models import create_model, fit_forecaster
 
 log = logging.getLogger("stpatch")
@@ -55,6 +55,26 @@ class ForecastModule(pl.LightningModule):
         params = inspect.signature(self.model.forward).parameters
         self._time_features = [k for k in ("tod", "dow") if k in params]
         self.extra_state: dict = {}
+        #: ``(K, C)`` thresholds of ``train.csi_thresholds`` in scaled units, set by :meth:`set_csi_levels`
+        self.csi_levels: torch.Tensor | None = None
+
+    def set_csi_levels(self, scaler) -> None:
+        """Turn ``train.csi_thresholds`` (physical units) into scaled units with the data's fitted scaler."""
+        thresholds = [float(v) for v in self.train_options.get("csi_thresholds") or []]
+        if not thresholds:
+            self.csi_levels = None
+            return
+        meta = self.hparams["data_meta"]
+        channels = int(meta["in_channels"])
+        if meta["kind"] == "grid":  # (K, C, 1, 1): the scaler's channel axis is -3 for grids
+            values = np.repeat(np.asarray(thresholds, np.float32)[:, None, None, None], channels, axis=1)
+        else:  # (K, 1, C): the last axis for sensor networks
+            values = np.repeat(np.asarray(thresholds, np.float32)[:, None, None], channels, axis=2)
+        scaled = np.asarray(scaler.transform(values), np.float32).reshape(len(thresholds), channels)
+        if not np.isfinite(scaled).all():
+            raise ValueError(f"train.csi_thresholds {thresholds} do not map to finite scaled values ({scaled.tolist()}); "
+                             "give thresholds inside the data's range")
+        self.csi_levels = torch.from_numpy(scaled)
 
     @property
     def trainable(self) -> bool:
@@ -84,6 +104,11 @@ class ForecastModule(pl.LightningModule):
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         pred = self(batch)
         loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind, self._lead_weights())
+        if self.csi_levels is not None:
+            csi = soft_csi_loss(pred, batch["y"], batch.get("y_mask"), self.csi_levels)
+            self.log(f"{stage}_csi_loss", csi, on_step=False, on_epoch=True, batch_size=batch["x"].shape[0],
+                     sync_dist=stage != "train")
+            loss = loss + float(self.train_options.get("csi_weight", 1.0)) * csi
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
                  batch_size=batch["x"].shape[0], sync_dist=stage != "train")
         return loss
