@@ -240,3 +240,59 @@ def test_evaluate_command_no_report_leaves_the_page_alone(grid_run, tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--run", str(run)])  # the default writes it
     assert res.exit_code == 0, res.output
     assert (run / "report.html").is_file()
+
+
+# --------------------------------------------------------------------------- the pictures of sensor runs
+
+
+def _captured_figures(monkeypatch) -> list:
+    """Every figure the analysis writers save, laid out and drawn as in the PNG (still written)."""
+    from stpatch.analysis import figures as analysis_figures
+
+    seen, real = [], analysis_figures.save_figure
+
+    def capture(fig, path, dpi=90):
+        fig.tight_layout()
+        fig.canvas.draw()
+        seen.append([(ax, [t.get_window_extent() for t in axis.get_ticklabels() if t.get_visible() and t.get_text()],
+                      [t.get_text() for t in ax.texts]) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)])
+        return real(fig, path, dpi)
+
+    monkeypatch.setattr(analysis_figures, "save_figure", capture)
+    return seen
+
+
+def test_a_one_step_sensor_forecast_is_drawn(tmp_path):
+    """Chickenpox forecasts one week: a one-point line is invisible without markers."""
+    from stpatch.analysis.figures import save_sensor_plot
+
+    rng = np.random.default_rng(0)
+    history, truth, forecast = rng.normal(size=(4, 3, 1)), rng.normal(size=(1, 3, 1)), rng.normal(size=(1, 3, 1))
+    path = save_sensor_plot(history, truth, forecast, tmp_path / "sensors.png", sensors=[0, 1, 2])
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.int64)
+    lower = rgb[rgb.shape[0] // 3 + 10:]  # the panels below the first one, which holds the legend
+    orange = (np.abs(lower - np.array([255, 127, 14])) < 40).all(-1)  # matplotlib's C1, the forecast
+    assert orange.sum() >= 8, "the one-step forecast is not visible"
+
+
+def test_sensor_maps_have_readable_axes(tmp_path, monkeypatch):
+    """Los-loop's longitudes (-118.55 .. -118.20) once drew tick labels over each other; chickenpox has
+    no coordinates: its sensors stand on a circle with their indices and no meaningless ticks."""
+    from stpatch.analysis.feature_maps import save_feature_maps
+    from stpatch.analysis.features import RegionFeatures
+    from stpatch.analysis.importance import RegionImportance, save_importance_map
+
+    rng = np.random.default_rng(0)
+    coords = np.stack([rng.uniform(34.05, 34.23, 40), rng.uniform(-118.55, -118.20, 40)], 1)
+    series = rng.dirichlet(np.ones(40), size=12)
+    seen = _captured_figures(monkeypatch)
+    for where in (coords, None):
+        save_feature_maps(RegionFeatures(rng.normal(size=(40, 8)), "sensor", coords=where), tmp_path, k=3)
+        save_importance_map(RegionImportance(series.mean(0), series, "sensor", where), tmp_path / "importance.png")
+    assert len(seen) == 6
+    for fig in seen[:3]:  # with coordinates: no two tick labels of an axis overlap
+        for ax, boxes, _ in fig:
+            assert not [(a, b) for a, b in zip(boxes, boxes[1:]) if a.overlaps(b)], ax.get_title()
+    for fig in seen[3:]:  # without: the map (first axes) has no ticks but the sensors' indices
+        for ax, boxes, texts in fig[:2]:  # its x and y axis
+            assert boxes == [] and {str(i) for i in range(40)} <= set(texts), ax.get_title()

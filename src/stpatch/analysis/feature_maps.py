@@ -67,12 +67,33 @@ def separation(x: np.ndarray, labels: np.ndarray, neighbours: int = 5) -> float:
     return float(balanced_accuracy_score(labels, pred))
 
 
-def _sensor_xy(rf: RegionFeatures) -> tuple[np.ndarray, str, str]:
+def _sensor_xy(rf: RegionFeatures) -> np.ndarray:
     if rf.coords is not None:
-        return np.stack([rf.coords[:, 1], rf.coords[:, 0]], 1), "longitude", "latitude"
+        return np.stack([rf.coords[:, 1], rf.coords[:, 0]], 1)
     n = rf.values.shape[0]  # no coordinates: the sensors on a circle, in index order
     angle = 2 * np.pi * np.arange(n) / max(n, 1)
-    return np.stack([np.cos(angle), np.sin(angle)], 1), "", ""
+    return np.stack([np.cos(angle), np.sin(angle)], 1)
+
+
+def _sensor_axes(ax, xy: np.ndarray, located: bool) -> None:
+    """Axes of a map of sensors at ``xy``: longitude/latitude with few enough ticks that their labels
+    never overlap; without coordinates (sensors on a circle) no ticks but each sensor's index."""
+    from matplotlib.ticker import MaxNLocator
+
+    if located:
+        ax.set_xlabel("longitude")
+        ax.set_ylabel("latitude")
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # longitudes need many digits: more labels collide
+        ax.yaxis.set_major_locator(MaxNLocator(6))
+        return
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("no coordinates: sensors in index order")
+    if len(xy) <= 64:
+        for i, (x, y) in enumerate(xy):
+            ax.text(1.14 * x, 1.14 * y, str(i), ha="center", va="center", fontsize=6, color="0.3")
+        ax.set_xlim(-1.3, 1.3)
+        ax.set_ylim(-1.3, 1.3)
 
 
 def _draw(rf: RegionFeatures, colours: np.ndarray, title: str, path: Path, labels: np.ndarray | None = None) -> Path:
@@ -103,10 +124,9 @@ def _draw(rf: RegionFeatures, colours: np.ndarray, title: str, path: Path, label
                     if extent is None:
                         ax.text(j, i, str(labels[i * nx + j]), ha="center", va="center", fontsize=6, color="white")
     else:
-        xy, xl, yl = _sensor_xy(rf)
+        xy = _sensor_xy(rf)
         ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=36, edgecolors="k", linewidths=0.3)
-        ax.set_xlabel(xl)
-        ax.set_ylabel(yl)
+        _sensor_axes(ax, xy, rf.coords is not None)
     ax.set_title(title, fontsize=8)
     return save_figure(fig, path)
 

@@ -119,12 +119,15 @@ def save_sensor_plot(
     sensors = sensors or sorted({int(i) for i in np.linspace(0, n - 1, min(4, n))})
     t_in, t_out = history.shape[0], forecast.shape[0]
     fig, axes = plt.subplots(len(sensors), 1, figsize=(7, 1.8 * len(sensors)), squeeze=False)
+    # markers: a forecast of one or two steps is a line too short to see without them
+    dots = {"marker": "o", "ms": 3} if t_out <= 24 else {}
     for ax, s in zip(axes[:, 0], sensors):
         ax.plot(range(t_in), history[:, s, 0], color="0.3", label="history")
         if truth is not None:
-            ax.plot(range(t_in, t_in + t_out), truth[:, s, 0], color="0.3", ls="--", label="truth")
-        ax.plot(range(t_in, t_in + t_out), forecast[:, s, 0], color="C1", label="forecast")
+            ax.plot(range(t_in, t_in + t_out), truth[:, s, 0], color="0.3", ls="--", label="truth", **dots)
+        ax.plot(range(t_in, t_in + t_out), forecast[:, s, 0], color="C1", label="forecast", **dots)
         ax.set_ylabel(f"sensor {s}", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0, 0].legend(fontsize=7, loc="upper left")
     axes[-1, 0].set_xlabel("step")
     return save_figure(fig, path)
