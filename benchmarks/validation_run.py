@@ -36,7 +36,7 @@ def main(argv: list[str]) -> dict:
     out = Path("bench_out") / "validation"
     config = {"data": data, "model": model,
               "train": {"max_epochs": 100000, "max_time": budget, "seed": 0, "progress": False, "lr": suite.lr,
-                        "loss": suite.loss, **extra},
+                        "loss": suite.loss, **suite.train, **extra},
               "eval": {"baselines": [], "suite": suite.metric_suite}, "run_dir": str(out / suite.name / tag)}
     trained = train(config)
     if suite.metric_suite == "video":  # persistence is the video baseline; no per-pixel AR is fitted

@@ -85,7 +85,7 @@ def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> list[tup
             "data": data,
             "model": model,
             "train": {"max_epochs": 100000, "max_time": budget, "seed": 0, "progress": not quick, "lr": suite.lr,
-                      "loss": suite.loss,
+                      "loss": suite.loss, **suite.train,
                       **({"limit_val_batches": 2} if quick else {})},
             "eval": {"baselines": list(suite.baselines), "suite": suite.metric_suite},
             "run_dir": str(run_dir),
