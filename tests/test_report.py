@@ -296,3 +296,20 @@ def test_sensor_maps_have_readable_axes(tmp_path, monkeypatch):
     for fig in seen[3:]:  # without: the map (first axes) has no ticks but the sensors' indices
         for ax, boxes, texts in fig[:2]:  # its x and y axis
             assert boxes == [] and {str(i) for i in range(40)} <= set(texts), ax.get_title()
+
+
+def test_a_single_lead_or_epoch_gets_an_axis_of_whole_steps(tmp_path, monkeypatch):
+    from stpatch.report import plots
+
+    limits = []
+    real_png = plots._png
+
+    def spy(fig):  # the x limits of every panel the page would show
+        limits.extend(ax.get_xlim() for ax in fig.axes if ax.lines)
+        return real_png(fig)
+
+    monkeypatch.setattr(plots, "_png", spy)
+    assert plots.lead_time_png({"model": "m", "per_horizon": {"m": {"mae": [0.5]}, "linear": {"mae": [0.6]}}})
+    (tmp_path / "metrics.csv").write_text("epoch,step,train_loss_epoch,val_loss\n0,3,0.5,\n0,3,,0.6\n")
+    assert plots.loss_curves_png(tmp_path / "metrics.csv")
+    assert limits == [(0.5, 1.5), (0.5, 1.5)]  # not matplotlib's 0.96 .. 1.04 around a single point

@@ -36,11 +36,14 @@ def lead_time_png(result: dict) -> bytes | None:
     rows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
+        leads = 1
         for name, values in per.items():
             v = np.asarray(values.get(metric, []), dtype=np.float64).reshape(-1)
             if v.size:
                 ax.plot(np.arange(1, v.size + 1), v, marker="o", ms=3, label=name,
                         lw=2.2 if name == result.get("model") else 1.2)
+                leads = max(leads, v.size)
+        ax.set_xlim(0.5, leads + 0.5)  # whole lead times; one lead (weekly counts) is not a 0.96..1.04 axis
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("lead time (steps)", fontsize=8)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -67,9 +70,12 @@ def loss_curves_png(metrics_csv: str | Path) -> bytes | None:
     if not columns or "epoch" not in frame.columns:
         return None
     fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    epochs = 1
     for c in columns:
         rows = frame[["epoch", c]].dropna().groupby("epoch")[c].last()
         ax.plot(rows.index + 1, rows.values, marker="o", ms=3, label=c)
+        epochs = max(epochs, int(rows.index.max()) + 1 if len(rows) else 1)
+    ax.set_xlim(0.5, epochs + 0.5)
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("loss (scaled units)")
