@@ -117,3 +117,17 @@ def test_bench_anomaly_tabulates_both_sources_beside_the_baselines(tmp_path, mon
     for name in ("anomaly_digits_roc.png", "anomaly_carphone_roc.png", "anomaly_carphone_scores.png"):
         assert (tmp_path / "benchmarks" / "figures" / name).stat().st_size > 1000, name
     assert (tmp_path / "out" / "clip" / "scores.csv").is_file()
+
+
+def test_the_table_says_which_checkpoint_was_scored():
+    from stpatch.bench import ModelRow, format_suite
+    from stpatch.bench.suites import SUITES
+
+    suite = SUITES["radar_mch"]
+    per = {"csi@1.0": [0.5] * 12}
+    rows = [ModelRow("stpnet", 10, 0.1, "00:20:00", 1007, {"csi@1.0": 0.44}, per, scored_step=5),
+            ModelRow("stpconv", 10, 0.1, "00:20:00", 900, {"csi@1.0": 0.43}, per, scored_step=900),
+            ModelRow("persistence", 0, 0.0, "-", None, {"csi@1.0": 0.35}, per)]
+    table = format_suite(suite, rows, 23, "00:20:00")
+    assert "| 1007 (scored: 5) |" in table  # the best validation checkpoint came long before the end
+    assert "| 900 |" in table and "| - |" in table

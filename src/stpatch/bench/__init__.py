@@ -30,6 +30,16 @@ class ModelRow:
     trained_steps: int | None
     mean: dict
     per_horizon: dict = field(default_factory=dict)
+    #: the step of the checkpoint that was scored (the best on validation), when it is not the last
+    scored_step: int | None = None
+
+    def steps_text(self) -> str:
+        """``"1007"``, or ``"1007 (scored: 5)"`` when the best validation checkpoint came earlier."""
+        if self.trained_steps is None:
+            return "-"
+        if self.scored_step is not None and self.scored_step != self.trained_steps:
+            return f"{self.trained_steps} (scored: {self.scored_step})"
+        return str(self.trained_steps)
 
 
 def _profile(run) -> tuple[int, float]:
@@ -47,13 +57,14 @@ def _profile(run) -> tuple[int, float]:
     return params, gflops
 
 
-def _steps(run_dir: Path) -> int | None:
+def _steps(run_dir: Path, checkpoint: str = "last") -> int | None:
+    """The optimiser steps behind ``checkpoints/{checkpoint}.ckpt`` of a run (None without it)."""
     import torch
 
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
+    path = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    if not path.is_file():
         return None
-    return int(torch.load(last, map_location="cpu", weights_only=False).get("global_step", 0))
+    return int(torch.load(path, map_location="cpu", weights_only=False).get("global_step", 0))
 
 
 def _test_data(suite: Suite, options: dict, quick: bool):
@@ -94,13 +105,14 @@ def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> list[tup
         trained = train(config)
         params, gflops = _profile(load_run(trained.run_dir))
         steps = _steps(trained.run_dir)
+        scored = _steps(trained.run_dir, "best")  # evaluation scores the best checkpoint on validation
         for label in test_sets:
             first = label not in windows  # the baselines are scored once per test set, beside the first model
             result = evaluate(trained.run_dir, limit_batches=2 if quick else None, progress=not quick, figures=True,
                               baselines=list(suite.baselines) if first else [], data=test_data[label],
                               write=label == next(iter(test_sets)))
             rows[label].append(ModelRow(name, params, gflops, budget, steps, result["mean"][name],
-                                        result["per_horizon"][name]))
+                                        result["per_horizon"][name], scored))
             if first:
                 for base in suite.baselines:
                     rows[label].append(ModelRow(base, 0, 0.0, "-", None, result["mean"][base], result["per_horizon"][base]))
@@ -131,7 +143,7 @@ def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str, 
              "|" + " --- |" * (len(suite.headline) + 5)]
     for r in rows:
         ratio = (r.mean.get(key) / ref.mean.get(key)) if ref and ref.mean.get(key) else float("nan")
-        lines.append(f"| {r.name} | {r.params:,} | {_fmt(r.gflops)} | {r.trained_steps if r.trained_steps is not None else '-'} | "
+        lines.append(f"| {r.name} | {r.params:,} | {_fmt(r.gflops)} | {r.steps_text()} | "
                      + " | ".join(_fmt(r.mean.get(m, float('nan'))) for m in suite.headline) + f" | {_fmt(ratio)} |")
     leads = suite.leads or list(range(1, len(next(iter(rows[0].per_horizon.values()))) + 1))
     lead_label = [f"{lead * suite.step_minutes:g} min" if suite.step_minutes else f"+{lead}" for lead in leads]
