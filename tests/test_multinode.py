@@ -190,10 +190,10 @@ def test_two_nodes_share_the_windows_and_match_one_process(tmp_path):
 
 
 def test_num_nodes_devices_and_strategy_reach_the_trainer(tmp_path, monkeypatch):
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
     from stpatch.engine.config import config_from_dict
     from stpatch.engine.training import _trainer
-
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     monkeypatch.setenv("NODE_RANK", "1")  # as on the second machine; nothing connects before fit
     # the trainer sets Lightning's process-wide rank to 1, which would silence rank-0-only work

@@ -70,8 +70,8 @@ def bench_anomaly(budget: str | None = None, quick: bool = False, write: bool = 
         "data": {"name": "carphone", "t_in": 4, "t_out": 2, "batch_size": 8},
         "model": {"name": "stpnet_tiny"}, "train": {"max_time": _budget(seconds / 2), "seed": 0, "progress": False},
         "eval": {"baselines": ["persistence"]}, "run_dir": str(out / "runs" / "video")}, data=normal)
-    from stpatch.data.sets.video import CARPHONE_FILE
     from stpatch.data.registry import resolve_data_dir
+    from stpatch.data.sets.video import CARPHONE_FILE
 
     clip = Path(resolve_data_dir(None)) / CARPHONE_FILE
     held_out = len(frames) - TRAIN_FRAMES
