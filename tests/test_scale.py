@@ -186,3 +186,16 @@ def test_threads_reading_a_netcdf_file_take_turns_and_open_it_once(tmp_path):
         np.testing.assert_array_equal(got, x[:40])
         sources = store_variables(lazy.segments[0])
         assert len(sources) == 2 and all(s.opened_in == os.getpid() for s in sources)
+
+
+def test_a_probe_reports_its_own_peak_not_the_one_of_the_process_that_started_it():
+    # Linux keeps ru_maxrss across fork and exec: a probe started from a large process (a long test
+    # session) would report that process's size as its own peak
+    import subprocess
+    import sys
+
+    ballast = np.ones(1 << 27)  # 1 GiB, touched: this process's resident memory is now above 1 GiB
+    assert ballast.sum() > 0
+    code = "from stpatch.bench.report import peak_rss_bytes; print(peak_rss_bytes())"
+    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 10 * 2**20 < child < 2**30, f"the child's peak {child / 2**20:.0f} MiB is its parent's"

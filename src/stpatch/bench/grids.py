@@ -3,7 +3,7 @@
 For each grid size (64 ... 512; 10 -> 10 frames, 1 channel, batch 1) and configuration (stpnet with
 window attention, with activation checkpointing, under bf16 autocast; convlstm, with checkpointing),
 a fresh Python process builds the model and runs training steps on random frames: forward, MSE loss,
-backward, AdamW step. It reports its peak resident memory (``ru_maxrss``: one process per cell, so
+backward, AdamW step. It reports its peak resident memory (``VmHWM``: one process per cell, so
 nothing carries over between configurations) and the median time of the steps after the first. A
 cell that runs out of memory (a cap on the address space, ``RLIMIT_AS``, which keeps a shared machine
 safe) or over the time cap is reported as such, and the table goes on.
@@ -58,10 +58,9 @@ PROBES = ((1024, "stpnet"), (2048, "stpnet"), (1024, "stpnet + checkpointing"), 
 # --------------------------------------------------------------------------- one cell, inside its own process
 
 def _peak_bytes() -> int:
-    import resource
+    from stpatch.bench.report import peak_rss_bytes
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # Linux reports KiB
+    return peak_rss_bytes()
 
 
 def measure_step(model: str, options: dict, size: int, batch: int = 1, steps: int = 4, bf16: bool = False,
@@ -232,7 +231,7 @@ def format_section(rows: list[dict], probes: list[dict], run: dict | None, sizes
     out = ["## Large grids: memory and time of a training step", "", stamp(command), "",
            "One training step (forward, MSE loss, backward, AdamW step) on 10 -> 10 frames, 1 channel, "
            f"**batch 1**, random values, each cell in a fresh process. Peak: the process's peak resident memory "
-           f"(`ru_maxrss`), imports and weights included (about {_mean(ready):,.0f} MiB before the first step at "
+           f"(`VmHWM`), imports and weights included (about {_mean(ready):,.0f} MiB before the first step at "
            f"{sizes[0]}x{sizes[0]}). Step time: median of the steps after the first. stpnet is the default "
            "(`stpnet_tiny`: patch (2, 4, 4), dims (32, 64)) with window attention ((8, 8, 8) windows on the "
            "downsampled token grid, shifted on every other block); convlstm the default (two layers of 32, "

@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +58,24 @@ def write_section(name: str, body: str, path: Path | None = None) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     write_text(path, text)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory, bytes.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this program's own memory.
+    ``ru_maxrss`` would also carry the peak of the process it was forked from, across ``exec``, so
+    a probe started from a large process (a long test session) would report that process's size.
+    Elsewhere ``ru_maxrss`` (bytes on macOS, KiB on other systems).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024

@@ -8,7 +8,7 @@ diurnal and seasonal cycles, hourly, uncompressed, chunked ``(4, H, W)``) block 
 fresh process for each (:mod:`stpatch.bench.scale_probe`) reads windows (one process, then DataLoader
 workers that each open the store), trains a small stpnet for a fixed number of steps, evaluates and
 predicts from it; and does the same with a smaller array held in memory. It reports the peak resident
-memory (``ru_maxrss``) of each process, windows/s read and trained, and the time the streaming passes
+memory (``VmHWM``) of each process, windows/s read and trained, and the time the streaming passes
 take before the first step. The store is deleted afterwards unless ``keep``.
 """
 
@@ -217,7 +217,7 @@ def format_scale_table(result: dict, command: str = "stpatch bench scale") -> st
         f"{plan['workers']} workers (each opens the store itself; the largest worker's peak is shown); then "
         f"`stpatch.train` of a small stpnet (patch 2 x 8 x 8, dims 16/32, batch {plan['batch_size']}) for "
         f"{plan['train_steps']} steps, `stpatch.evaluate` on 4 test batches and `stpatch.predict` (the store's "
-        "path, read as `stpatch predict --input` reads it). Peak RSS is the process's `ru_maxrss`. "
+        "path, read as `stpatch predict --input` reads it). Peak RSS is the process's high-water mark (`VmHWM`). "
         "Setup before step 1 holds the streaming passes over the store (the scaler's statistics with the "
         "training split's observed steps in one pass, then the data profile) and Lightning's start; training windows/s is steps/s x batch size, from the first step to the last.",
         f"Store: training loss after {store['train_steps']} steps {store['train_loss']:.3f} (scaled units); "

@@ -18,7 +18,7 @@ With ``"warmup": PATH`` (a tiny store), the phases run on it first, so that what
 once (Lightning, the model, the allocator's pools) is in the baseline and the growth after it is what
 the data cost (the test of a memory ceiling uses this).
 
-The result holds the peak resident memory (``ru_maxrss``, the kernel's high-water mark) after the
+The result holds the peak resident memory (``VmHWM``, the kernel's high-water mark) after the
 imports (``imports_mb``), before the data are opened (``baseline_mb``) and after each phase, the
 largest DataLoader worker's peak, and the timings.
 """
@@ -39,8 +39,10 @@ __all__ = ["run_spec", "peak_mb", "children_peak_mb", "main"]
 
 
 def peak_mb() -> float:
-    """This process's peak resident memory so far, MiB (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory so far, MiB (:func:`stpatch.bench.report.peak_rss_bytes`)."""
+    from stpatch.bench.report import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def children_peak_mb() -> float:
