@@ -67,15 +67,16 @@ def separation(x: np.ndarray, labels: np.ndarray, neighbours: int = 5) -> float:
     return float(balanced_accuracy_score(labels, pred))
 
 
-def _sensor_xy(rf: RegionFeatures) -> np.ndarray:
-    if rf.coords is not None:
-        return np.stack([rf.coords[:, 1], rf.coords[:, 0]], 1)
-    n = rf.values.shape[0]  # no coordinates: the sensors on a circle, in index order
+def sensor_positions(coords: np.ndarray | None, n: int) -> np.ndarray:
+    """``(N, 2)`` map positions of ``n`` sensors: (longitude, latitude) from ``coords`` ``(N, 2)`` as
+    (lat, lon), or, without coordinates, a circle in index order."""
+    if coords is not None:
+        return np.stack([coords[:, 1], coords[:, 0]], 1)
     angle = 2 * np.pi * np.arange(n) / max(n, 1)
     return np.stack([np.cos(angle), np.sin(angle)], 1)
 
 
-def _sensor_axes(ax, xy: np.ndarray, located: bool) -> None:
+def sensor_axes(ax, xy: np.ndarray, located: bool) -> None:
     """Axes of a map of sensors at ``xy``: longitude/latitude with few enough ticks that their labels
     never overlap; without coordinates (sensors on a circle) no ticks but each sensor's index."""
     from matplotlib.ticker import MaxNLocator
@@ -124,9 +125,9 @@ def _draw(rf: RegionFeatures, colours: np.ndarray, title: str, path: Path, label
                     if extent is None:
                         ax.text(j, i, str(labels[i * nx + j]), ha="center", va="center", fontsize=6, color="white")
     else:
-        xy = _sensor_xy(rf)
+        xy = sensor_positions(rf.coords, rf.values.shape[0])
         ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=36, edgecolors="k", linewidths=0.3)
-        _sensor_axes(ax, xy, rf.coords is not None)
+        sensor_axes(ax, xy, rf.coords is not None)
     ax.set_title(title, fontsize=8)
     return save_figure(fig, path)
 

@@ -91,7 +91,7 @@ def save_importance_map(imp: RegionImportance, path: str | Path) -> Path:
     """PNG: the mean importance on the region grid (or coloured at the sensors), beside its time series."""
     import matplotlib.pyplot as plt
 
-    from stpatch.analysis.feature_maps import _sensor_axes
+    from stpatch.analysis.feature_maps import sensor_axes, sensor_positions
     from stpatch.analysis.figures import save_figure
 
     fig, (ax, ax_t) = plt.subplots(1, 2, figsize=(8.4, 3.4), gridspec_kw={"width_ratios": [1, 1.3]})
@@ -102,14 +102,9 @@ def save_importance_map(imp: RegionImportance, path: str | Path) -> Path:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.yaxis.get_major_locator().set_params(integer=True)
     else:
-        n = imp.mean.shape[0]
-        if imp.coords is not None:
-            xy = np.stack([imp.coords[:, 1], imp.coords[:, 0]], 1)
-        else:
-            angle = 2 * np.pi * np.arange(n) / max(n, 1)
-            xy = np.stack([np.cos(angle), np.sin(angle)], 1)
+        xy = sensor_positions(imp.coords, imp.mean.shape[0])
         shown = ax.scatter(xy[:, 0], xy[:, 1], c=imp.mean, cmap="inferno", s=40, edgecolors="k", linewidths=0.3)
-        _sensor_axes(ax, xy, imp.coords is not None)
+        sensor_axes(ax, xy, imp.coords is not None)
     fig.colorbar(shown, ax=ax, fraction=0.046, label="share of attention received")
     ax.set_title("mean attention received per region", fontsize=8)
     flat = imp.series.reshape(imp.series.shape[0], -1)

@@ -47,7 +47,9 @@ class StoreVariable:
         # dask reads chunks in several threads: one of them opens the file, the others wait for it;
         # the HDF5 and GRIB libraries behind NetCDF and GRIB files are not thread-safe at all, so
         # every open and read of such files in this process takes turns on one lock
-        self._lock = threading.Lock() if _is_zarr(self.path, engine) else _LIBRARY_LOCK
+        from .xarray_io import reads_as_zarr  # here: xarray_io imports this module
+
+        self._lock = threading.Lock() if reads_as_zarr(self.path, engine) else _LIBRARY_LOCK
 
     @property
     def ndim(self) -> int:
@@ -111,15 +113,6 @@ def lazy_variable(da, path: str | Path, engine: str | None, time: str, steps: in
     data = dsa.from_array(source, chunks=chunks, lock=False, asarray=True,
                           meta=np.empty((0,) * da.ndim, dtype=da.dtype))
     return da.copy(data=data)
-
-
-def _is_zarr(path: str | Path, engine: str | None) -> bool:
-    """Whether ``path`` is read as a Zarr store (``engine="zarr"``, a ``.zarr`` name or a folder, as
-    :func:`open_xarray` decides)."""
-    if engine is not None:
-        return engine == "zarr"
-    p = Path(path)
-    return p.suffix == ".zarr" or p.is_dir()
 
 
 def store_variables(array) -> list[StoreVariable]:

@@ -27,6 +27,13 @@ LAT_NAMES = ("latitude", "lat", "nav_lat", "rlat")
 LON_NAMES = ("longitude", "lon", "lng", "nav_lon", "rlon")
 
 
+def reads_as_zarr(path: str | Path, engine: str | None = None) -> bool:
+    """Whether :func:`open_xarray` opens ``path`` as a Zarr store (``engine="zarr"``, a ``.zarr`` name, or
+    a folder when no engine is given)."""
+    path = Path(path)
+    return engine == "zarr" or path.suffix.lower() == ".zarr" or (path.is_dir() and engine is None)
+
+
 def open_xarray(path, engine: str | None = None):
     """Open a NetCDF / Zarr / GRIB file lazily (no values are read); errors name the file."""
     import xarray as xr
@@ -36,7 +43,7 @@ def open_xarray(path, engine: str | None = None):
         raise FileNotFoundError(f"no such file or directory: {path}")
     suffix = "".join(path.suffixes[-1:]).lower()
     try:
-        if engine == "zarr" or suffix == ".zarr" or (path.is_dir() and engine is None):
+        if reads_as_zarr(path, engine):
             return xr.open_zarr(path, chunks=None)
         if engine == "cfgrib" or suffix in GRIB_SUFFIXES:
             try:
