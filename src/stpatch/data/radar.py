@@ -35,6 +35,7 @@ __all__ = [
     "rainrate",
     "radar_transform",
     "crop_box",
+    "tile_boxes",
     "cache_root",
 ]
 
@@ -123,3 +124,39 @@ def crop_box(shape: tuple[int, int], crop, who: str) -> tuple[int, int, int, int
     if h < 1 or w < 1 or y0 < 0 or x0 < 0 or y0 + h > H or x0 + w > W:
         raise ValueError(f"{who}: crop {crop} does not fit the downsampled grid {(H, W)}")
     return y0, x0, h, w
+
+
+def tile_boxes(
+    rain: np.ndarray, size: int, stride: int, threshold: float = 0.1, min_coverage: float = 0.5,
+    min_wet: float = 0.01,
+) -> list[tuple[int, int]]:
+    """Top-left corners ``(y0, x0)`` of ``size x size`` tiles of an event worth training on.
+
+    ``rain``: ``(T, C, H, W)`` rain rate (NaN = no radar coverage). Tiles step by ``stride`` over the
+    grid, the last row/column of tiles flush with the far edge so the whole domain is covered. A tile
+    is kept when at least ``min_coverage`` of its pixels have radar coverage (composites such as
+    FMI's are mostly outside any radar's reach) and at least ``min_wet`` of its covered pixel-steps
+    reach ``threshold`` (a dry tile has nothing to advect or correct).
+    """
+    if size < 1 or stride < 1:
+        raise ValueError(f"tiles need size >= 1 and stride >= 1, got size {size}, stride {stride}")
+    H, W = rain.shape[-2:]
+    if size > min(H, W):
+        raise ValueError(f"a {size}x{size} tile does not fit the {H}x{W} grid; use a smaller crop")
+
+    def starts(n: int) -> list[int]:
+        return sorted({*range(0, n - size + 1, stride), n - size})
+
+    keep = []
+    covered_px = np.isfinite(rain).all(axis=(0, 1))  # covered at every step
+    for y0 in starts(H):
+        for x0 in starts(W):
+            tile = rain[..., y0 : y0 + size, x0 : x0 + size]
+            covered = covered_px[y0 : y0 + size, x0 : x0 + size]
+            if covered.mean() < min_coverage:
+                continue
+            with np.errstate(invalid="ignore"):
+                wet = np.nanmean(tile[..., covered] >= threshold) if covered.any() else 0.0
+            if wet >= min_wet:
+                keep.append((y0, x0))
+    return keep

@@ -14,6 +14,12 @@ mechanism of :func:`stpatch.data.windows.split_ranges`, put in the returned data
   while every source still trains);
 * train: every other event (MeteoSwiss 2015-05-15, FMI 2016-09-28, RMI 2021-07-04).
 
+With ``train_tiles=S`` each training event is read over its whole (downsampled) domain and cut into
+``crop``-sized tiles every ``S`` pixels (:func:`~stpatch.data.radar.tile_boxes`: tiles mostly outside
+radar coverage or without rain are dropped), one segment per tile: the centre crop sees a fraction of
+each composite (FMI's 4 km grid is 306 x 190), the tiles see the rest of the rain. Validation and
+test events stay centre crops, so their windows are those of ``radar_mch`` / ``radar_fmi``.
+
 The held-out events never train unless ``train_events`` names them, so ``test_events=["mch:20170131"]``
 trains exactly as the default and scores one source: per-source scores of a trained run are
 ``evaluate(run, data=load("radar_mix", test_events=["fmi:20170509"]))``.
@@ -24,8 +30,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ..core import DatasetInfo, SpatioTemporalData
-from .radar import _PYSTEPS_DATA_ZIP, RADAR_EVENTS, check_options, load_events
+from ..radar import radar_transform, tile_boxes
+from .radar import _PYSTEPS_DATA_ZIP, RADAR_EVENTS, check_options, decoded_event, event_files, load_events
 
 __all__ = ["RADAR_MIX", "DATASETS", "HELD_OUT", "VALIDATION", "load_radar_mix", "mix_roles"]
 
@@ -93,26 +102,66 @@ def load_radar_mix(
     cache: bool = True,
     cache_dir=None,
     max_frames: int | None = None,
+    train_tiles: int | None = None,
 ) -> SpatioTemporalData:
     """The events of :func:`mix_roles` as segments ``(T_i, 1, h, w)`` (train, then val, then test).
 
     Options as ``radar_mch`` (``downsample``, ``crop``, ``transform``, ``threshold``, ``cache``,
-    ``max_frames`` ...) plus ``sources`` (subset of ``"mch"``, ``"fmi"``, ``"rmi"``) and
-    ``train_events`` / ``val_events`` / ``test_events`` (``"source:YYYYMMDD"`` names). The returned
-    ``info.default_split`` is the dict of segment indices of each role; ``attrs["roles"]`` names them.
+    ``max_frames`` ...) plus ``sources`` (subset of ``"mch"``, ``"fmi"``, ``"rmi"``),
+    ``train_events`` / ``val_events`` / ``test_events`` (``"source:YYYYMMDD"`` names) and
+    ``train_tiles`` (stride in pixels of crop-sized training tiles over each training event's whole
+    domain; None: the centre crop only). The returned ``info.default_split`` is the dict of segment
+    indices of each role; ``attrs["roles"]`` names the events, ``attrs["segments"]`` each segment.
     """
     who = "radar_mix"
     downsample = check_options(who, downsample, transform)
     roles = mix_roles(sources, train_events, val_events, test_events)
     names = [e for role in _ROLES for e in roles[role]]
-    pairs = [tuple(e.split(":", 1)) for e in names]
+    tiled = train_tiles is not None
+    pairs = [tuple(e.split(":", 1)) for e in (names[len(roles["train"]):] if tiled else names)]
     data = load_events(pairs, Path(data_dir), who, info, downsample, crop, transform, threshold, zerovalue,
                        cache, cache_dir, max_frames)
-    first = {role: sum(len(roles[r]) for r in _ROLES[: _ROLES.index(role)]) for role in _ROLES}
-    split = {role: list(range(first[role], first[role] + len(roles[role]))) for role in _ROLES}
-    data.attrs.update(events=names, roles=roles, projection=None, institution="MeteoSwiss, FMI, RMI")
+    counts = {role: len(roles[role]) for role in _ROLES}
+    segment_names = list(names)
+    if tiled:
+        segs, times, labels = _training_tiles(roles["train"], Path(data_dir), downsample, crop, int(train_tiles),
+                                              transform, threshold, zerovalue, cache, cache_dir, max_frames)
+        data = data.replace(segments=segs + data.segments, times=times + list(data.times),
+                            mask=[np.isfinite(s) for s in segs] + list(data.mask))
+        counts["train"] = len(segs)
+        segment_names = labels + names[len(roles["train"]):]
+        data.attrs["train_tiles"] = int(train_tiles)
+    first = {role: sum(counts[r] for r in _ROLES[: _ROLES.index(role)]) for role in _ROLES}
+    split = {role: list(range(first[role], first[role] + counts[role])) for role in _ROLES}
+    data.attrs.update(events=names, roles=roles, segments=segment_names, projection=None,
+                      institution="MeteoSwiss, FMI, RMI")
     # one projection per source: projected coordinates of one source would mislabel the others
     return data.replace(coords=None, info=None if info is None else replace(info, default_split=split))
+
+
+def _training_tiles(events, data_dir, downsample, crop, stride, transform, threshold, zerovalue, cache, cache_dir,
+                    max_frames):
+    """Crop-sized tiles of each training event's whole domain: ``(segments, times, labels)``."""
+    who = "radar_mix"
+    if not (isinstance(crop, int | np.integer) or (isinstance(crop, list | tuple) and len(crop) == 2
+                                                   and crop[0] == crop[1])):
+        raise ValueError(f"radar_mix: train_tiles needs a square crop size (e.g. crop=128), got crop={crop!r}")
+    size = int(crop if isinstance(crop, int | np.integer) else crop[0])
+    segs, times, labels = [], [], []
+    for event in events:
+        source, day = event.split(":", 1)
+        files = event_files(data_dir, source, day, who)[: None if max_frames is None else int(max_frames)]
+        rain, stamps, _, _ = decoded_event(source, day, files, downsample, None, cache, cache_dir, who)
+        boxes = tile_boxes(rain, size, stride, threshold)
+        if not boxes:  # keep the event: its centre crop, as without tiles
+            h, w = rain.shape[-2:]
+            boxes = [((h - size) // 2, (w - size) // 2)]
+        for y0, x0 in boxes:
+            tile = np.ascontiguousarray(rain[..., y0 : y0 + size, x0 : x0 + size])
+            segs.append(radar_transform(tile, transform, threshold, zerovalue))
+            times.append(stamps)
+            labels.append(f"{event}@{y0},{x0}")
+    return segs, times, labels
 
 
 RADAR_MIX = DatasetInfo(
@@ -142,7 +191,8 @@ RADAR_MIX = DatasetInfo(
     },
     notes=(
         "options: sources, train_events, val_events, test_events ('source:YYYYMMDD'), downsample (4), "
-        "crop (128), transform, threshold, cache, cache_dir, max_frames. The held-out events never train "
+        "crop (128), train_tiles (None | stride of training tiles over each training event's whole domain), "
+        "transform, threshold, cache, cache_dir, max_frames. The held-out events never train "
         "unless train_events names them; test_events=['mch:20170131'] scores one source. RMI frames are "
         "read from radar/rmi/20210704/ or pysteps-data's radar/rmi/radqpe/20210704/. Reading FMI PGM "
         "needs pyproj and RMI ODIM HDF5 needs h5py (pip install 'stpatch[radar]')."
