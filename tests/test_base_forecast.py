@@ -304,3 +304,62 @@ def test_a_run_saved_before_the_correction_scale_still_loads():
     assert torch.equal(fresh(b["x"], tod=b["tod"]), model(b["x"], tod=b["tod"]))
     with pytest.raises(RuntimeError, match="correction_scale"):
         create_model("stid", **kw, scale_correction=True).load_state_dict(old)
+
+
+class _FixedCorrection(torch.nn.Module):
+    """A correction that returns a set tensor (its output layer exists only to be zeroed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_layer = torch.nn.Linear(1, 1)
+        self.fixed = None
+
+    def forward(self, x):
+        return self.fixed
+
+
+def test_fit_gain_keeps_a_correction_where_it_helps_and_drops_it_where_it_hurts():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, N, 1, generator=g)
+    residual = torch.randn(64, 3, N, 1, generator=g)
+    y = x[:, -1:] + residual  # persistence plus a residual
+    correction = _FixedCorrection()
+    model = BasedForecaster(correction, create_model("persistence", in_channels=1, t_in=4, t_out=3, num_nodes=N), 3,
+                            val_gain=True)
+    # lead 1: exactly the residual; lead 2: the wrong way; lead 3: 0.4 x the residual plus a little noise
+    correction.fixed = torch.stack([residual[:, 0], -0.5 * residual[:, 1],
+                                    0.4 * residual[:, 2] + 0.1 * torch.randn(64, N, 1, generator=g)], 1)
+
+    def mse(pred, target, mask):
+        return (pred - target).square().mean(dim=(0, 2, 3))
+
+    result = model.fit_gain([{"x": x, "y": y}], mse)
+    assert result["windows"] == 64
+    assert result["gain"][0] == pytest.approx(1.0) and result["gain"][1] == pytest.approx(0.0)
+    assert result["gain"][2] == pytest.approx(1.0)  # shrinking a correction that is too small only hurts
+    assert all(a <= min(b, c) + 1e-9 for a, b, c in zip(result["loss_after"], result["loss_before"],
+                                                      result["loss_base"], strict=True))
+    out = model(x)  # the forecast applies the gains: lead 2 is persistence again
+    torch.testing.assert_close(out[:, 1], x[:, -1])
+    torch.testing.assert_close(out[:, 0], y[:, 0])
+    with pytest.raises(ValueError, match="val_gain=True"):
+        BasedForecaster(_FixedCorrection(), None, 3).fit_gain([], mse)
+
+
+def test_a_run_with_val_gain_scores_and_keeps_the_gains_fitted_on_validation(tmp_path):
+    import json
+
+    import stpatch
+    from stpatch.engine.checkpoint import read_checkpoint
+
+    data = _sensor_data()
+    model = {"name": "stid", "base": "linear", "val_gain": True, "embed_dim": 8, "node_dim": 4, "tod_dim": 4,
+             "dow_dim": 4}
+    result = stpatch.train(_config(tmp_path, model, []), data=data)
+    fitted = json.loads((tmp_path / "run" / "val_gain.json").read_text())
+    gain = read_checkpoint(result.best_checkpoint)["state_dict"]["model.correction_gain"]
+    assert gain.tolist() == pytest.approx(fitted["gain"]) and len(fitted["gain"]) == 3
+    assert all(0.0 <= v <= 1.0 for v in fitted["gain"]) and fitted["windows"] > 0
+    assert all(a <= b + 1e-9 for a, b in zip(fitted["loss_after"], fitted["loss_before"], strict=True))
+    run = stpatch.load_run(tmp_path / "run")
+    assert run.module.model.correction_gain.tolist() == pytest.approx(fitted["gain"])

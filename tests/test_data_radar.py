@@ -221,6 +221,39 @@ def test_radar_mix_one_source_test_and_bad_roles(mix, cache):
     assert roles == {"train": ["fmi:20160928"], "val": ["rmi:20210704"], "test": ["fmi:20170509"]}
 
 
+def test_tile_boxes_cover_the_domain_and_drop_dry_or_uncovered_tiles():
+    from stpatch.data.radar import tile_boxes
+
+    rain = np.zeros((3, 1, 40, 70), np.float32)
+    rain[:, :, :, 50:] = np.nan  # no radar east of x = 50
+    rain[:, :, 20:, 10:20] = 2.0  # rain in the south-west only
+    # starts 0, 16, 24 (the last flush with the edge) down; 0, 16, 32, 48, 54 across; east of 50 is
+    # uncovered and only x 10-20 of the south is wet
+    boxes = tile_boxes(rain, 16, 16)
+    assert boxes == [(16, 0), (16, 16), (24, 0), (24, 16)]
+    assert all(y0 + 16 <= 40 and x0 + 16 <= 50 for y0, x0 in boxes)
+    assert len(tile_boxes(rain, 16, 16, min_coverage=0.0, min_wet=0.0)) == 3 * 5
+    with pytest.raises(ValueError, match="does not fit the 40x70 grid"):
+        tile_boxes(rain, 64, 16)
+
+
+def test_radar_mix_training_tiles_add_windows_and_keep_val_and_test(mix, cache):
+    tiled = D.load("radar_mix", data_dir=DATA_DIR, cache_dir=cache, train_tiles=8, **MIX)
+    split = tiled.info.default_split
+    names = tiled.attrs["segments"]
+    assert len(split["train"]) > 3 and {n.split("@")[0] for n in names[: len(split["train"])]} == set(
+        mix.attrs["roles"]["train"])
+    for role in ("val", "test"):  # unchanged: the same centre crops as without tiles
+        for i, j in zip(split[role], mix.info.default_split[role], strict=True):
+            np.testing.assert_array_equal(tiled.segments[i], mix.segments[j])
+    # a tile is the whole-domain frame at its corner; the centre crop is among the candidates
+    y0, x0 = (int(v) for v in names[0].split("@")[1].split(","))
+    assert tiled.segments[0].shape == (20, 1, 32, 32) and y0 >= 0 and x0 >= 0
+    with pytest.raises(ValueError, match="train_tiles needs a square crop"):
+        D.load("radar_mix", data_dir=DATA_DIR, cache_dir=cache, train_tiles=8, crop=(32, 40), downsample=8,
+               max_frames=20)
+
+
 # ----------------------------------------------------------------------------- augmentation
 def _batch(seed=0, b=4):
     g = torch.Generator().manual_seed(seed)

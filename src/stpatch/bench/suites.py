@@ -49,8 +49,10 @@ class Suite:
 #: (the nowcasts of the training windows are computed once and cached).
 #: 8x8-pixel regions (4x fewer tokens than the default 4x4, so 4x more steps in a CPU budget), chosen on
 #: the validation event with the loss below (BENCHMARKS.md, "How the radar settings were chosen").
+#: After training, the correction is shrunk lead by lead towards the extrapolation by gains in [0, 1]
+#: fitted on the validation windows (``val_gain``, stpatch.engine.val_gain).
 RADAR_MODEL = {"name": "stpnet", "base": "extrapolation", "base_options": {"cache": 4000}, "feed_base": True,
-               "patch": [2, 8, 8]}
+               "patch": [2, 8, 8], "val_gain": True}
 #: MSE of standardised dBR plus 4 x (1 - soft CSI at 1 mm/h): MSE alone lowered CSI on validation.
 RADAR_TRAIN = {"csi_thresholds": [1.0], "csi_weight": 4.0}
 
@@ -64,8 +66,9 @@ def _radar(src: str, title: str, description: str = "", data: str | None = None,
                      "of the composite downsampled 4x; trained on the source's earlier events, scored in mm/h on the held-out (latest) event.")
                     + (" stpnet stands on pysteps' Lucas-Kanade + semi-Lagrangian extrapolation (forecast = extrapolation + "
                        "learned correction on 8x8-pixel regions; the correction reads the input frames and the extrapolated ones), "
-                       "trains on MSE of standardised dBR (10 log10 R, 0.1 mm/h floor) plus 4 x (1 - soft CSI at 1 mm/h). "
-                       "Baselines: persistence and the same extrapolation."),
+                       "trains on MSE of standardised dBR (10 log10 R, 0.1 mm/h floor) plus 4 x (1 - soft CSI at 1 mm/h); "
+                       "after training, the correction at each lead is scaled by a gain in [0, 1] fitted on the validation "
+                       "windows (the training loss there). Baselines: persistence and the same extrapolation."),
         data={"name": data or f"radar_{src}", "t_in": 6, "t_out": 12, "batch_size": 8, "options": options or {}},
         models=[dict(RADAR_MODEL)],
         train=dict(RADAR_TRAIN),
@@ -158,9 +161,11 @@ SUITES: dict[str, Suite] = {
                      "RMSE is latitude-weighted (cos-lat weights normalised to mean 1), in kelvin. stpnet stands on "
                      "the per-gridpoint linear AR (forecast = linear + learned correction, the correction also reads "
                      "the linear forecast) and trains on MSE with each lead weighted by 1 / (the linear AR's mean squared error there on "
-                     "the training split), so that +1 h counts as much as +12 h; linear is fitted by least squares on the training split."),
+                     "the training split), so that +1 h counts as much as +12 h; after training, the correction at each lead is scaled by a "
+                     "gain in [0, 1] fitted on the validation split; linear is fitted by least squares on the training split."),
         data={"name": "era5_uk_t2m", "t_in": 12, "t_out": 12, "batch_size": 16, "split": [0.7, 0.1, 0.2]},
-        models=[{"name": "stpnet", "base": "linear", "feed_base": True, "balance_leads": True}, {"name": "linear"}],
+        models=[{"name": "stpnet", "base": "linear", "feed_base": True, "balance_leads": True, "val_gain": True},
+                {"name": "linear"}],
         baselines=["persistence", "climatology"],
         metric_suite=["lat_weighted_rmse"],
         headline=["lat_weighted_rmse"],
@@ -175,11 +180,12 @@ SUITES: dict[str, Suite] = {
                      "PyTorch Geometric Temporal), county adjacency as the graph; 4 weekly lags -> the next week, as in "
                      "the PyTorch Geometric Temporal example; chronological 7:1:2 split. stpnet_sensor stands on the "
                      "per-county linear AR (forecast = linear + learned correction; 64-wide county features and 2 residual MLP layers per "
-                     "county, chosen on the validation split); linear is fitted by least squares "
+                     "county, chosen on the validation split; after training the correction is scaled by a gain in [0, 1] "
+                     "fitted on the validation split); linear is fitted by least squares "
                      "on the training split. The file holds no dates, so no calendar features."),
         data={"name": "chickenpox", "t_in": 4, "t_out": 1, "batch_size": 16, "split": [0.7, 0.1, 0.2]},
         models=[{"name": "stpnet_sensor", "base": "linear", "feed_base": True, "time_patch": 1, "node_dim": 64,
-                 "head_layers": 2},
+                 "head_layers": 2, "val_gain": True},
                 {"name": "stid"},
                 {"name": "linear"}],
         baselines=["persistence", "climatology"],

@@ -113,6 +113,22 @@ class ForecastModule(pl.LightningModule):
                  batch_size=batch["x"].shape[0], sync_dist=stage != "train")
         return loss
 
+    def lead_losses(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The training loss (without lead weights) of each lead on its own: ``(T_out,)``.
+
+        ``pred``, ``target``, ``mask``: ``(B, T_out, ...)`` in scaled units, as in training.
+        """
+        out = []
+        for k in range(pred.shape[1]):
+            lead = slice(k, k + 1)
+            m = None if mask is None else mask[:, lead]
+            loss = masked_loss(pred[:, lead], target[:, lead], m, self.loss_kind)
+            if self.csi_levels is not None:
+                loss = loss + float(self.train_options.get("csi_weight", 1.0)) * soft_csi_loss(
+                    pred[:, lead], target[:, lead], m, self.csi_levels)
+            out.append(loss)
+        return torch.stack(out)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
 

@@ -7,6 +7,8 @@ A run directory holds everything a run made::
                                      stpatch.data.profile), which the data guard judges new input by
     RUN_DIR/checkpoints/best.ckpt    lowest validation loss (atomically written)
     RUN_DIR/checkpoints/last.ckpt    the latest state, for --resume
+    RUN_DIR/val_gain.json            with model.val_gain: the per-lead correction gains fitted on
+                                     validation (stpatch.engine.val_gain), also in best.ckpt
     RUN_DIR/metrics.csv              per-step / per-epoch losses (Lightning CSV logger)
     RUN_DIR/tensorboard/             the same for TensorBoard
     RUN_DIR/eval.json, eval.md       test metrics of the model beside the baselines (see evaluation)
@@ -40,6 +42,7 @@ from stpatch.engine.distributed import (
     shared_run_dir,
 )
 from stpatch.engine.module import ForecastModule
+from stpatch.engine.val_gain import fit_val_gain, uses_val_gain
 from stpatch.engine.wiring import data_meta, make_data, resolve_config
 
 log = logging.getLogger("stpatch")
@@ -188,6 +191,10 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
         trainer.save_checkpoint(best)
     if not agree(trainer, last.is_file()):
         trainer.save_checkpoint(last)
+    if module.trainable and uses_val_gain(module):  # model.val_gain: per-lead gains on the best checkpoint
+        if writer:
+            fit_val_gain(module, dm, best, run_dir)
+        agree(trainer, True)  # the other ranks wait for rank 0's checkpoint
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     return TrainResult(run_dir, best, last, metrics)
 

@@ -15,6 +15,7 @@ In a config::
       feed_base: true           # the correction also sees the base forecast
       scale_correction: true    # the correction predicts residuals in units of the base's error
       balance_leads: true       # every lead weighs the same in the loss, relative to the base's error
+      val_gain: true            # shrink the correction per lead towards the base, fitted on validation
 
 With ``feed_base`` the correction is built for ``T_in + T_out`` input steps and reads the input
 window followed by the base forecast, ``cat([x, base(x)], dim=1)`` (time features are extended
@@ -30,6 +31,15 @@ an absolute loss; normalised to mean 1), ``e_k`` the base's RMS error at that le
 split: with a plain MSE the long
 leads, where the base errs most, dominate the gradient (on ERA5 t2m the +12 h squared error is about
 20x the +1 h one), and the correction can end up slightly *worse* than its base at short leads.
+
+With ``val_gain`` the correction at lead ``k`` is multiplied by a gain ``g_k`` in ``[0, 1]``
+(``correction_gain``, ``(T_out,)``), chosen after training on the *validation* split, lead by lead,
+as the value on a grid of 0, 0.05, ..., 1 with the lowest training loss there
+(:meth:`BasedForecaster.fit_gain`, called by the engine on the best checkpoint). A correction that
+helps at short leads but only adds noise at long ones (or the reverse) is then kept where it helps
+and shrunk towards the base where it does not: the guarantee "no worse than the base" that the
+zero-initialised head gives an untrained model, carried per lead to a trained one, as far as the
+validation split is a guide.
 
 >>> import torch
 >>> from stpatch.models import create_model
@@ -111,6 +121,8 @@ class BasedForecaster(nn.Module):
             (``correction_scale``, ``(T_out,)``, set by :meth:`fit`; ones until then).
         balance_leads: keep the base's RMS error per lead (``base_lead_rms``, set by :meth:`fit`)
             so that :meth:`lead_weights` can weight the training loss; the engine applies them.
+        val_gain: multiply the correction at each lead by ``correction_gain`` (``(T_out,)``, ones
+            until :meth:`fit_gain` sets them on validation windows after training).
 
     ``forward(x, tod=None, dow=None)``: ``(B, T_in, C, H, W) -> (B, T_out, C, H, W)`` or
     ``(B, T_in, N, C) -> (B, T_out, N, C)``; ``tod``/``dow`` ``(B, T_in)`` go to whichever part
@@ -126,6 +138,7 @@ class BasedForecaster(nn.Module):
         base_name: str = "none",
         scale_correction: bool = False,
         balance_leads: bool = False,
+        val_gain: bool = False,
     ) -> None:
         super().__init__()
         if feed_base and base is None:
@@ -147,6 +160,9 @@ class BasedForecaster(nn.Module):
         if self.balance_leads:  # only then, so the state dicts of runs without it keep their keys
             self.register_buffer("base_lead_rms", torch.ones(self.t_out))
         self.register_buffer("scale_fitted_", torch.tensor(not (self.scale_correction or self.balance_leads)))
+        self.val_gain = bool(val_gain)
+        if self.val_gain:  # only then, like base_lead_rms
+            self.register_buffer("correction_gain", torch.ones(self.t_out))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # runs saved before the correction scale existed (2026-11-25) have no such buffers: without the
@@ -221,13 +237,65 @@ class BasedForecaster(nn.Module):
             tod, dow = extend_time_features(tod, dow, self.t_out)
         extra = {k: v for k, v in (("tod", tod), ("dow", dow)) if v is not None and k in self._correction_time}
         correction = self.correction(inputs, **extra)
+        per_lead = (1, -1, *([1] * (x.ndim - 2)))
         if self.scale_correction:
-            correction = correction * self.correction_scale.reshape(1, -1, *([1] * (x.ndim - 2))).to(correction.dtype)
+            correction = correction * self.correction_scale.reshape(per_lead).to(correction.dtype)
+        if self.val_gain:
+            correction = correction * self.correction_gain.reshape(per_lead).to(correction.dtype)
         return base + correction
+
+    @torch.no_grad()
+    def fit_gain(
+        self,
+        batches: Iterable[dict],
+        lead_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+        grid: int = 21,
+        max_windows: int = 512,
+    ) -> dict:
+        """Choose ``correction_gain`` lead by lead on validation windows; returns what was measured.
+
+        Args:
+            batches: validation batches with ``"x"``, ``"y"`` (and ``"y_mask"``, ``"tod"``, ``"dow"``),
+                in the units the model forecasts in (scaled).
+            lead_loss: ``(forecast, target, mask) -> (T_out,)``, the training loss at each lead.
+            grid: number of gains tried, evenly from 0 to 1.
+            max_windows: use at most this many windows (the first ones).
+
+        Returns:
+            ``{"gain": [...], "loss_before": [...], "loss_after": [...], "loss_base": [...], "windows": n}``,
+            per lead; ``loss_before`` with gain 1, ``loss_base`` with gain 0 (the base alone).
+        """
+        if not self.val_gain:
+            raise ValueError("fit_gain needs a model built with val_gain=True")
+        self.correction_gain.fill_(1.0)
+        bases, corrections, targets, masks, n = [], [], [], [], 0
+        for batch in batches:
+            x, extra = batch["x"], {k: batch[k] for k in ("tod", "dow") if batch.get(k) is not None}
+            base = self.base_forecast(x, extra.get("tod"), extra.get("dow"))
+            corrections.append((self(x, **extra) - base).float())
+            bases.append(base.float())
+            targets.append(batch["y"].float())
+            masks.append(batch.get("y_mask"))
+            n += x.shape[0]
+            if n >= max_windows:
+                break
+        if not n:
+            raise ValueError("fit_gain got no validation windows")
+        base, corr, y = torch.cat(bases)[:max_windows], torch.cat(corrections)[:max_windows], torch.cat(targets)[:max_windows]
+        mask = None if any(m is None for m in masks) else torch.cat(masks)[:max_windows]
+        gains = torch.linspace(0.0, 1.0, int(grid))
+        per_lead = (1, -1, *([1] * (base.ndim - 2)))
+        losses = torch.stack([lead_loss(base + g * corr, y, mask).double() for g in gains])  # (grid, T_out)
+        best = losses.argmin(0)
+        self.correction_gain.copy_(gains[best])
+        # what the chosen gains give, evaluated once more as one forecast
+        after = lead_loss(base + self.correction_gain.reshape(per_lead) * corr, y, mask).double()
+        return {"gain": self.correction_gain.tolist(), "loss_before": losses[-1].tolist(),
+                "loss_after": after.tolist(), "loss_base": losses[0].tolist(), "windows": int(base.shape[0])}
 
     def extra_repr(self) -> str:
         return (f"base={self.base_name!r}, feed_base={self.feed_base}, scale_correction={self.scale_correction}, "
-                f"balance_leads={self.balance_leads}")
+                f"balance_leads={self.balance_leads}, val_gain={self.val_gain}")
 
 
 def _takes(factory: Callable[..., Any], key: str) -> bool:
@@ -242,6 +310,7 @@ def create_based(
     feed_base: bool = False,
     scale_correction: bool = False,
     balance_leads: bool = False,
+    val_gain: bool = False,
     **kwargs: Any,
 ) -> BasedForecaster:
     """The registered model ``name`` as a correction on the registered forecaster ``base``.
@@ -254,6 +323,7 @@ def create_based(
         feed_base: the correction also reads the base forecast (built for ``T_in + T_out`` steps).
         scale_correction: the correction predicts residuals in units of the base's per-lead error.
         balance_leads: the loss weighs every lead relative to the base's error there.
+        val_gain: the correction is shrunk per lead by gains the engine fits on validation.
         **kwargs: ``in_channels``, ``t_in``, ``t_out``, context arguments (``num_nodes``, ``coords``,
             ``adjacency``, ``grid_size``) and the correction's own options.
     """
@@ -280,7 +350,7 @@ def create_based(
     elif base_options:
         raise ValueError(f"base_options {base_options} given without a base")
     return BasedForecaster(correction, base_model, t_out, feed_base=feed_base, base_name=base,
-                           scale_correction=scale_correction, balance_leads=balance_leads)
+                           scale_correction=scale_correction, balance_leads=balance_leads, val_gain=val_gain)
 
 
 @torch.no_grad()
