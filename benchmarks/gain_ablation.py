@@ -35,7 +35,8 @@ def main(argv: list[str]) -> dict:
         import stpatch.datasets as D
 
         config = best["stpatch"]["config"]["data"]
-        data = D.load(config["name"], **{**config.get("options", {}), **options})
+        loader_options = {k: v for k, v in config.get("options", {}).items() if k != "augment"}  # training only
+        data = D.load(config["name"], **{**loader_options, **options})
     out = {"run": str(run), "options": options, "gain": [round(float(g), 2) for g in gains]}
     with tempfile.TemporaryDirectory() as tmp:
         ones = Path(tmp) / run.name
