@@ -342,6 +342,9 @@ def test_fit_gain_keeps_a_correction_where_it_helps_and_drops_it_where_it_hurts(
     out = model(x)  # the forecast applies the gains: lead 2 is persistence again
     torch.testing.assert_close(out[:, 1], x[:, -1])
     torch.testing.assert_close(out[:, 0], y[:, 0])
+    correction.fixed = correction.fixed[:3]
+    few = model.fit_gain([{"x": x[:3], "y": y[:3]}], mse)  # three windows: too few to choose gains on
+    assert few["gain"] == [1.0, 1.0, 1.0] and "fewer than 8" in few["skipped"]
     with pytest.raises(ValueError, match="val_gain=True"):
         BasedForecaster(_FixedCorrection(), None, 3).fit_gain([], mse)
 

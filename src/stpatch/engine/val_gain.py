@@ -52,6 +52,9 @@ def fit_val_gain(module, datamodule, best: Path, run_dir: Path) -> dict:
     with atomic_path(best) as tmp:
         torch.save(checkpoint, tmp)
     write_json(run_dir / "val_gain.json", result)
+    if "skipped" in result:
+        log.warning("model.val_gain: %s", result["skipped"])
+        return result
     log.info("correction gains per lead, fitted on %d validation windows: %s", result["windows"],
              ", ".join(f"{g:.2f}" for g in result["gain"]))
     return result

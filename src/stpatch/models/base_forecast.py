@@ -35,7 +35,8 @@ leads, where the base errs most, dominate the gradient (on ERA5 t2m the +12 h sq
 With ``val_gain`` the correction at lead ``k`` is multiplied by a gain ``g_k`` in ``[0, 1]``
 (``correction_gain``, ``(T_out,)``), chosen after training on the *validation* split, lead by lead,
 as the value on a grid of 0, 0.05, ..., 1 with the lowest training loss there
-(:meth:`BasedForecaster.fit_gain`, called by the engine on the best checkpoint). A correction that
+(:meth:`BasedForecaster.fit_gain`, called by the engine on the best checkpoint; with fewer than 8
+validation windows the gains stay 1). A correction that
 helps at short leads but only adds noise at long ones (or the reverse) is then kept where it helps
 and shrunk towards the base where it does not: the guarantee "no worse than the base" that the
 zero-initialised head gives an untrained model, carried per lead to a trained one, as far as the
@@ -251,6 +252,7 @@ class BasedForecaster(nn.Module):
         lead_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
         grid: int = 21,
         max_windows: int = 512,
+        min_windows: int = 8,
     ) -> dict:
         """Choose ``correction_gain`` lead by lead on validation windows; returns what was measured.
 
@@ -260,6 +262,8 @@ class BasedForecaster(nn.Module):
             lead_loss: ``(forecast, target, mask) -> (T_out,)``, the training loss at each lead.
             grid: number of gains tried, evenly from 0 to 1.
             max_windows: use at most this many windows (the first ones).
+            min_windows: with fewer validation windows the gains stay 1 (``"skipped"`` says why): one
+                window cannot tell a correction that helps from one that happened to fit it.
 
         Returns:
             ``{"gain": [...], "loss_before": [...], "loss_after": [...], "loss_base": [...], "windows": n}``,
@@ -286,6 +290,10 @@ class BasedForecaster(nn.Module):
         gains = torch.linspace(0.0, 1.0, int(grid))
         per_lead = (1, -1, *([1] * (base.ndim - 2)))
         losses = torch.stack([lead_loss(base + g * corr, y, mask).double() for g in gains])  # (grid, T_out)
+        if base.shape[0] < min_windows:
+            return {"gain": self.correction_gain.tolist(), "loss_before": losses[-1].tolist(),
+                    "loss_after": losses[-1].tolist(), "loss_base": losses[0].tolist(), "windows": int(base.shape[0]),
+                    "skipped": f"{base.shape[0]} validation window(s), fewer than {min_windows}: gains left at 1"}
         best = losses.argmin(0)
         self.correction_gain.copy_(gains[best])
         # what the chosen gains give, evaluated once more as one forecast
