@@ -344,7 +344,10 @@ def test_fit_gain_keeps_a_correction_where_it_helps_and_drops_it_where_it_hurts(
     torch.testing.assert_close(out[:, 0], y[:, 0])
     correction.fixed = correction.fixed[:3]
     few = model.fit_gain([{"x": x[:3], "y": y[:3]}], mse)  # three windows: too few to choose gains on
-    assert few["gain"] == [1.0, 1.0, 1.0] and "fewer than 8" in few["skipped"]
+    assert few["gain"] == [1.0, 1.0, 1.0] and "fewer than 8" in few["skipped"] and few["windows"] == 3
+    assert few["loss_after"] == few["loss_before"]
+    none = model.fit_gain([], mse)  # a split without validation windows: nothing to fit, no error
+    assert none["windows"] == 0 and none["gain"] == [1.0, 1.0, 1.0] and "0 validation window(s)" in none["skipped"]
     with pytest.raises(ValueError, match="val_gain=True"):
         BasedForecaster(_FixedCorrection(), None, 3).fit_gain([], mse)
 

@@ -363,3 +363,9 @@ def test_metrics_csv_set_aside_twice_keeps_all_rows_oldest_first(tmp_path):
     _join_csv(aside, current)
     assert pd.read_csv(current)["step"].tolist() == [0, 1, 2, 3, 4]
     assert not aside.exists()
+    # a run killed before its logger wrote a row leaves an empty metrics.csv: the resume keeps its own rows
+    aside = _set_aside(current)
+    aside.write_text("")
+    pd.DataFrame({"step": [5]}).to_csv(current, index=False)
+    _join_csv(aside, current)
+    assert pd.read_csv(current)["step"].tolist() == [5] and not aside.exists()

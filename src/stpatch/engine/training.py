@@ -215,8 +215,10 @@ def _join_csv(earlier: Path, current: Path) -> None:
     """``current`` becomes ``earlier`` followed by ``current`` (columns united); ``earlier`` is removed."""
     import pandas as pd
 
-    frames = [pd.read_csv(p) for p in (earlier, current) if p.is_file()]
-    write_text(current, pd.concat(frames, ignore_index=True).to_csv(index=False))
+    # a run killed before its logger wrote a row leaves an empty file: nothing to keep from it
+    frames = [pd.read_csv(p) for p in (earlier, current) if p.is_file() and p.stat().st_size > 0]
+    if frames:
+        write_text(current, pd.concat(frames, ignore_index=True).to_csv(index=False))
     earlier.unlink()
 
 

@@ -283,17 +283,21 @@ class BasedForecaster(nn.Module):
             n += x.shape[0]
             if n >= max_windows:
                 break
-        if not n:
-            raise ValueError("fit_gain got no validation windows")
+        if n < min_windows:  # (none at all: a budget or split that left no validation window)
+            losses = {}
+            if n:
+                base, corr, y = torch.cat(bases), torch.cat(corrections), torch.cat(targets)
+                mask = None if any(m is None for m in masks) else torch.cat(masks)
+                losses = {"loss_before": lead_loss(base + corr, y, mask).double().tolist(),
+                          "loss_base": lead_loss(base, y, mask).double().tolist()}
+                losses["loss_after"] = losses["loss_before"]
+            return {"gain": self.correction_gain.tolist(), **losses, "windows": n,
+                    "skipped": f"{n} validation window(s), fewer than {min_windows}: gains left at 1"}
         base, corr, y = torch.cat(bases)[:max_windows], torch.cat(corrections)[:max_windows], torch.cat(targets)[:max_windows]
         mask = None if any(m is None for m in masks) else torch.cat(masks)[:max_windows]
         gains = torch.linspace(0.0, 1.0, int(grid))
         per_lead = (1, -1, *([1] * (base.ndim - 2)))
         losses = torch.stack([lead_loss(base + g * corr, y, mask).double() for g in gains])  # (grid, T_out)
-        if base.shape[0] < min_windows:
-            return {"gain": self.correction_gain.tolist(), "loss_before": losses[-1].tolist(),
-                    "loss_after": losses[-1].tolist(), "loss_base": losses[0].tolist(), "windows": int(base.shape[0]),
-                    "skipped": f"{base.shape[0]} validation window(s), fewer than {min_windows}: gains left at 1"}
         best = losses.argmin(0)
         self.correction_gain.copy_(gains[best])
         # what the chosen gains give, evaluated once more as one forecast
