@@ -42,10 +42,13 @@ def fit_val_gain(module, datamodule, best: Path, run_dir: Path) -> dict:
     """
     checkpoint = read_checkpoint(best)
     module.load_state_dict(checkpoint["state_dict"])
+    device = next(module.parameters()).device  # batches follow the model (e.g. one left on a GPU)
+    batches = ({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+               for batch in datamodule.val_dataloader())
     was_training = module.training
     module.eval()
     try:
-        result = module.model.fit_gain(datamodule.val_dataloader(), module.lead_losses)
+        result = module.model.fit_gain(batches, module.lead_losses)
     finally:
         module.train(was_training)
     checkpoint["state_dict"]["model.correction_gain"] = module.model.correction_gain.detach().clone()
