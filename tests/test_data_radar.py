@@ -246,7 +246,7 @@ def test_radar_mix_training_tiles_add_windows_and_keep_val_and_test(mix, cache):
     for role in ("val", "test"):  # unchanged: the same centre crops as without tiles
         for i, j in zip(split[role], mix.info.default_split[role], strict=True):
             np.testing.assert_array_equal(tiled.segments[i], mix.segments[j])
-    # a tile is the whole-domain frame at its corner; the centre crop is among the candidates
+    # a tile is named by its corner in the whole (downsampled) domain
     y0, x0 = (int(v) for v in names[0].split("@")[1].split(","))
     assert tiled.segments[0].shape == (20, 1, 32, 32) and y0 >= 0 and x0 >= 0
     with pytest.raises(ValueError, match="train_tiles needs a square crop"):

@@ -283,27 +283,20 @@ class BasedForecaster(nn.Module):
             n += x.shape[0]
             if n >= max_windows:
                 break
-        if n < min_windows:  # (none at all: a budget or split that left no validation window)
-            losses = {}
-            if n:
-                base, corr, y = torch.cat(bases), torch.cat(corrections), torch.cat(targets)
-                mask = None if any(m is None for m in masks) else torch.cat(masks)
-                losses = {"loss_before": lead_loss(base + corr, y, mask).double().tolist(),
-                          "loss_base": lead_loss(base, y, mask).double().tolist()}
-                losses["loss_after"] = losses["loss_before"]
-            return {"gain": self.correction_gain.tolist(), **losses, "windows": n,
-                    "skipped": f"{n} validation window(s), fewer than {min_windows}: gains left at 1"}
+        skipped = f"{n} validation window(s), fewer than {min_windows}: gains left at 1"
+        if not n:  # a budget or split that left no validation window
+            return {"gain": self.correction_gain.tolist(), "windows": 0, "skipped": skipped}
         base, corr, y = torch.cat(bases)[:max_windows], torch.cat(corrections)[:max_windows], torch.cat(targets)[:max_windows]
         mask = None if any(m is None for m in masks) else torch.cat(masks)[:max_windows]
         gains = torch.linspace(0.0, 1.0, int(grid))
-        per_lead = (1, -1, *([1] * (base.ndim - 2)))
         losses = torch.stack([lead_loss(base + g * corr, y, mask).double() for g in gains])  # (grid, T_out)
-        best = losses.argmin(0)
+        # each lead's loss depends on that lead alone, so the chosen gains' loss is read off the grid
+        best = losses.argmin(0) if base.shape[0] >= min_windows else torch.full_like(losses[0], len(gains) - 1).long()
         self.correction_gain.copy_(gains[best])
-        # what the chosen gains give, evaluated once more as one forecast
-        after = lead_loss(base + self.correction_gain.reshape(per_lead) * corr, y, mask).double()
-        return {"gain": self.correction_gain.tolist(), "loss_before": losses[-1].tolist(),
-                "loss_after": after.tolist(), "loss_base": losses[0].tolist(), "windows": int(base.shape[0])}
+        result = {"gain": self.correction_gain.tolist(), "loss_before": losses[-1].tolist(),
+                  "loss_after": losses.gather(0, best[None])[0].tolist(), "loss_base": losses[0].tolist(),
+                  "windows": int(base.shape[0])}
+        return result if base.shape[0] >= min_windows else {**result, "skipped": skipped}
 
     def extra_repr(self) -> str:
         return (f"base={self.base_name!r}, feed_base={self.feed_base}, scale_correction={self.scale_correction}, "
