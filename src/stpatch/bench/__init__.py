@@ -74,8 +74,10 @@ def _test_data(suite: Suite, options: dict, quick: bool):
     return load(suite.data["name"], **options, **(suite.quick_options if quick else {}))
 
 
-def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> list[tuple[str, str, list[ModelRow]]]:
+def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path, seed: int = 0) -> list[tuple[str, str, list[ModelRow]]]:
     """Train every model of ``suite`` under ``budget`` and score it, with the baselines on the same windows.
+
+    ``seed`` seeds every model's training (initialisation and data order); the test windows do not depend on it.
 
     Returns one ``(label, markdown table, rows)`` per test set (one, labelled ``""``, unless the suite
     names :attr:`Suite.test_sets`).
@@ -95,7 +97,7 @@ def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path) -> list[tup
         config = {
             "data": data,
             "model": model,
-            "train": {"max_epochs": 100000, "max_time": budget, "seed": 0, "progress": not quick, "lr": suite.lr,
+            "train": {"max_epochs": 100000, "max_time": budget, "seed": seed, "progress": not quick, "lr": suite.lr,
                       "loss": suite.loss, **suite.train,
                       **({"limit_val_batches": 2} if quick else {})},
             "eval": {"baselines": list(suite.baselines), "suite": suite.metric_suite},
@@ -172,13 +174,19 @@ def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path, label: str
 
 
 def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = False, write: bool = False,
-                   out_dir: str | Path | None = None) -> str:
-    """Run one suite (or ``"all"``) and return the markdown; ``write`` updates BENCHMARKS.md."""
+                   out_dir: str | Path | None = None, seeds: list[int] | None = None) -> str:
+    """Run one suite (or ``"all"``) and return the markdown; ``write`` updates BENCHMARKS.md.
+
+    ``seeds``: train with each of these seeds and report the spread over them (``stpatch.bench.seeds``,
+    section ``accuracy-NAME-seeds``) instead of one seed-0 table.
+    """
     names = suite_names(suite)
     budget = budget or ("00:00:05" if quick else "00:20:00")
     started = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir) if out_dir else Path("bench_out") / started
     command = f"stpatch bench {suite} --budget {budget}" + (" --quick" if quick else "")
+    if seeds:
+        return _run_seeds(names, budget, quick, write, out, seeds, command)
     parts = []
     for name in names:
         tables = []
@@ -192,4 +200,24 @@ def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = 
         parts.append(section)
         if write:
             write_section(f"accuracy-{name}", section)
+    return "\n".join(parts)
+
+
+def _run_seeds(names: list[str], budget: str, quick: bool, write: bool, out: Path, seeds: list[int],
+               command: str) -> str:
+    from stpatch.bench.seeds import format_seed_spread
+
+    command += " --seeds " + ",".join(map(str, seeds))
+    parts = []
+    for name in names:
+        per_label: dict[str, dict[int, list[ModelRow]]] = {}
+        for seed in seeds:
+            print(f"[bench {name}] seed {seed}", flush=True)
+            for label, _, rows in run_suite(SUITES[name], budget, quick, out / f"seed{seed}", seed=seed):
+                per_label.setdefault(label, {})[seed] = rows
+        section = f"{stamp(command)}\n" + "\n".join(
+            format_seed_spread(SUITES[name], per_seed, budget, label) for label, per_seed in per_label.items())
+        parts.append(section)
+        if write:
+            write_section(f"accuracy-{name}-seeds", section)
     return "\n".join(parts)

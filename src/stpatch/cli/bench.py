@@ -24,6 +24,7 @@ def bench(
     steps: int | None = typer.Option(None, "--steps", help="scale: training steps per run (default 20)."),
     store_dir: Path | None = typer.Option(None, "--dir", help="scale: where the store is written (default: temp)."),
     keep: bool = typer.Option(False, "--keep", help="scale: keep the store instead of deleting it."),
+    seeds: str | None = typer.Option(None, "--seeds", help="accuracy suites: train with each seed (0-4, or 0,3,7) and report the spread over seeds."),
 ) -> None:
     """Accuracy under a fixed budget against the baselines, and speed (see BENCHMARKS.md); `serve`: requests/s,
     latency, peak memory and 5xx of `stpatch serve` under 1, 8 and 32 concurrent clients on 127.0.0.1;
@@ -66,8 +67,11 @@ def bench(
         return
     from stpatch.bench import run_benchmarks
 
+    from stpatch.bench.seeds import parse_seeds
+
     try:
-        suite_names(suite)  # an unknown name fails before anything trains
+        suite_names(suite)  # an unknown name (or seed list) fails before anything trains
+        seed_list = parse_seeds(seeds) if seeds is not None else None
     except ValueError as err:
         fail(err)
-    typer.echo(run_benchmarks(suite, budget=budget, quick=quick, write=write))
+    typer.echo(run_benchmarks(suite, budget=budget, quick=quick, write=write, seeds=seed_list))

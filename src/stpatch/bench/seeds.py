@@ -1,0 +1,69 @@
+"""How much of a benchmark result is the seed: one suite trained with several seeds, summarised per model.
+
+    stpatch bench chickenpox --budget 00:02:00 --seeds 0-4 --write
+
+Every seed trains every model of the suite (initialisation and data order change; the test windows do
+not) and scores it beside the baselines; the table gives each model's headline metric over the seeds
+(mean, standard deviation, min, max) and, for the suite's first model, in how many seeds it beat each
+other model. A margin smaller than the spread over seeds is not a result.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+
+from stpatch.bench.suites import Suite
+
+__all__ = ["format_seed_spread", "parse_seeds"]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> ``[0, 1, 2, 3, 4]``; ``"0,3,7"`` -> ``[0, 3, 7]``; ranges and lists may mix (``"0-2,9"``)."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
+            raise ValueError(f"--seeds: expected seeds (integers >= 0) or ranges such as 0-4 or 0,3,7; got {text!r}")
+        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: expected distinct seeds, e.g. 0-4; got {text!r}")
+    return seeds
+
+
+def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, label: str = "") -> str:
+    """Markdown: each model's headline metric over seeds, and the suite's first model against each other one.
+
+    Args:
+        per_seed: ``seed -> rows`` (``stpatch.bench.ModelRow``, as :func:`stpatch.bench.run_suite` returns
+            them); the baselines' rows are the same in every seed.
+        label: the test set, for suites with several.
+    """
+    from stpatch.metrics import get_metric
+
+    key = suite.headline[0]
+    higher = get_metric(key).higher_is_better
+    seeds = sorted(per_seed)
+    names = [r.name for r in per_seed[seeds[0]]]
+    value = {(s, r.name): r.mean.get(key, math.nan) for s in seeds for r in per_seed[s]}
+    steps = {(s, r.name): r.trained_steps for s in seeds for r in per_seed[s]}
+    title = f"### {suite.title}: {len(seeds)} seeds" + (f", test set {label}" if label else "")
+    lines = [title, "",
+             f"Seeds {', '.join(map(str, seeds))}; training budget per model and seed: {budget}. {key} "
+             f"({'higher' if higher else 'lower'} is better), mean over lead times{suite.units_note}.", "",
+             f"| model | {key} mean | std | min | max | steps trained (median) | per seed |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in names:
+        vals = [value[s, name] for s in seeds]
+        trained = [steps[s, name] for s in seeds if steps[s, name] is not None]
+        lines.append(f"| {name} | {statistics.fmean(vals):.4g} | {statistics.pstdev(vals):.2g} | {min(vals):.4g} | "
+                     f"{max(vals):.4g} | {int(statistics.median(trained)) if trained else '-'} | "
+                     + ", ".join(f"{v:.4g}" for v in vals) + " |")
+    first = names[0]
+    lines += ["", f"{first} against each other model, seed by seed:", ""]
+    for name in names[1:]:
+        wins = sum((value[s, first] > value[s, name]) if higher else (value[s, first] < value[s, name]) for s in seeds)
+        ratio = statistics.fmean(value[s, first] for s in seeds) / statistics.fmean(value[s, name] for s in seeds)
+        lines.append(f"- {name}: {first} better in {wins} of {len(seeds)} seeds; ratio of the means {ratio:.4f}x")
+    return "\n".join(lines) + "\n"
