@@ -63,6 +63,9 @@ class TrainConfig:
     #: success index is added to the loss (``1 - soft CSI`` per threshold, times ``csi_weight``); empty: off
     csi_thresholds: list = field(default_factory=list)
     csi_weight: float = 1.0
+    #: exponential moving average of the weights (decay per optimiser step, e.g. 0.99: the average spans about
+    #: the last 100 steps; 0: off). Validation, the checkpoints' weights and the final model are the average's
+    ema_decay: float = 0.0
     seed: int = 0
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
@@ -154,6 +157,9 @@ def config_from_dict(values: dict) -> RunConfig:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in config.train.csi_thresholds):
         raise ConfigError(f"train.csi_thresholds must be a list of numbers (thresholds in the data's units, e.g. "
                           f"[1.0, 5.0] mm/h), got {config.train.csi_thresholds!r}")
+    if not 0.0 <= config.train.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1) (0: off; 0.99 averages about the last 100 steps), "
+                          f"got {config.train.ema_decay}")
     if config.train.csi_weight < 0:
         raise ConfigError(f"train.csi_weight must be 0 or more, got {config.train.csi_weight}")
     if config.train.num_nodes < 1:

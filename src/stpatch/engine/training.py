@@ -6,7 +6,8 @@ A run directory holds everything a run made::
     RUN_DIR/profile.json             the training split's data profile (also in the checkpoints; see
                                      stpatch.data.profile), which the data guard judges new input by
     RUN_DIR/checkpoints/best.ckpt    lowest validation loss (atomically written)
-    RUN_DIR/checkpoints/last.ckpt    the latest state, for --resume
+    RUN_DIR/checkpoints/last.ckpt    the latest state, for --resume (with train.ema_decay, both hold the
+                                     average of the weights, and the raw ones beside it; stpatch.engine.ema)
     RUN_DIR/val_gain.json            with model.val_gain: the per-lead correction gains fitted on
                                      validation (stpatch.engine.val_gain), also in best.ckpt
     RUN_DIR/metrics.csv              per-step / per-epoch losses (Lightning CSV logger)
@@ -41,6 +42,7 @@ from stpatch.engine.distributed import (
     launched_distributed,
     shared_run_dir,
 )
+from stpatch.engine.ema import WeightEMA
 from stpatch.engine.module import ForecastModule
 from stpatch.engine.val_gain import fit_val_gain, uses_val_gain
 from stpatch.engine.wiring import data_meta, make_data, resolve_config
@@ -142,7 +144,10 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
                                  save_last=True, enable_version_counter=False, save_on_train_epoch_end=False)
     # the trainer comes first: its global rank says who writes the run directory. Rank 0 alone does
     # (Lightning's checkpoints and logs are rank 0's too); the other processes train and write nothing
-    trainer = _trainer(config, run_dir, [checkpoint, *(callbacks or [])], config.train.progress)
+    extra = list(callbacks or [])
+    if config.train.ema_decay > 0:  # validation and checkpoints see the average of the weights
+        extra.append(WeightEMA(config.train.ema_decay))
+    trainer = _trainer(config, run_dir, [checkpoint, *extra], config.train.progress)
     writer = trainer.is_global_zero
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
