@@ -131,3 +131,49 @@ def test_the_table_says_which_checkpoint_was_scored():
     table = format_suite(suite, rows, 23, "00:20:00")
     assert "| 1007 (scored: 5) |" in table  # the best validation checkpoint came long before the end
     assert "| 900 |" in table and "| - |" in table
+
+
+def test_seed_lists_and_ranges_parse_and_bad_ones_say_what_was_expected():
+    from stpatch.bench.seeds import parse_seeds
+
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,3,7") == [0, 3, 7]
+    assert parse_seeds("0-2, 9") == [0, 1, 2, 9]
+    for bad in ("a", "4-2", "1,1", "", "-3"):
+        with pytest.raises(ValueError, match="--seeds: expected"):
+            parse_seeds(bad)
+    result = CliRunner().invoke(app, ["bench", "chickenpox", "--seeds", "two"])
+    assert result.exit_code == 2 and "ranges such as 0-4" in result.output
+
+
+def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, monkeypatch):
+    import stpatch.bench as bench
+    from stpatch.bench import ModelRow
+
+    def rows(seed, key, ours, theirs):
+        return [ModelRow("stpnet", 1, 0.1, "b", 10 + seed, {key: ours}, {key: [ours]}),
+                ModelRow("stid", 1, 0.1, "b", 20, {key: theirs}, {key: [theirs]}),
+                ModelRow("persistence", 0, 0.0, "-", None, {key: 2.0}, {key: [2.0]})]
+
+    seen = []
+
+    def fake_run_suite(suite, budget, quick, out_dir, seed=0):
+        seen.append((seed, out_dir.name))
+        ours = {0: 0.50, 1: 0.60, 2: 0.40}[seed]  # beats stid (0.55) in seeds 0 and 2: lower is better
+        return [("", "table", rows(seed, suite.headline[0], ours, 0.55))]
+
+    monkeypatch.setattr(bench, "run_suite", fake_run_suite)
+    monkeypatch.chdir(tmp_path)
+    text = bench.run_benchmarks("chickenpox", budget="00:00:01", write=True, out_dir=tmp_path, seeds=[0, 1, 2])
+    assert seen == [(0, "seed0"), (1, "seed1"), (2, "seed2")]
+    assert "--seeds 0,1,2" in text and "3 seeds" in text
+    assert "| stpnet | 0.5 | 0.082 | 0.4 | 0.6 | 11 | 0.5, 0.6, 0.4 |" in text
+    assert "- stid: stpnet better in 2 of 3 seeds; ratio of the means 0.9091x" in text
+    assert "<!-- bench:accuracy-chickenpox-seeds -->" in (tmp_path / "BENCHMARKS.md").read_text()
+
+    # where higher is better (CSI), the wins count the other way
+    from stpatch.bench.seeds import format_seed_spread
+
+    key = SUITES["radar_mch"].headline[0]
+    spread = format_seed_spread(SUITES["radar_mch"], {s: rows(s, key, v, 0.55) for s, v in [(0, 0.5), (1, 0.6)]}, "b")
+    assert "- stid: stpnet better in 1 of 2 seeds" in spread and "higher is better" in spread
