@@ -31,7 +31,8 @@ from stpatch.engine.training import train
 def main(argv: list[str]) -> dict:
     suite, tag, budget = SUITES[argv[0]], argv[1], argv[2]
     model = json.loads(argv[3])
-    extra = json.loads(argv[4]) if len(argv) > 4 else {}
+    # a suite model's own train options (a "train" key, as in SUITES) come first; TRAIN_JSON wins over them
+    extra = {**model.pop("train", {}), **(json.loads(argv[4]) if len(argv) > 4 else {})}
     data = {**suite.data, **extra.pop("data", {})}
     out = Path("bench_out") / "validation"
     config = {"data": data, "model": model,

@@ -177,3 +177,26 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
     key = SUITES["radar_mch"].headline[0]
     spread = format_seed_spread(SUITES["radar_mch"], {s: rows(s, key, v, 0.55) for s, v in [(0, 0.5), (1, 0.6)]}, "b")
     assert "- stid: stpnet better in 1 of 2 seeds" in spread and "higher is better" in spread
+
+
+def test_a_models_own_train_options_win_over_the_suites(tmp_path, monkeypatch):
+    import stpatch.bench as bench
+    import stpatch.engine.training as training
+
+    configs = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(config):
+        configs.append(config)
+        raise Stop
+
+    monkeypatch.setattr(training, "train", fake_train)
+    suite = type(SUITES["chickenpox"])(**{**SUITES["chickenpox"].__dict__, "lr": 1e-3, "models": [
+        {"name": "stpnet_sensor", "node_dim": 8, "train": {"lr": 3e-4}}]})
+    with pytest.raises(Stop):
+        bench.run_suite(suite, "00:00:01", False, tmp_path)
+    (config,) = configs
+    assert config["train"]["lr"] == 3e-4 and config["train"]["loss"] == suite.loss
+    assert config["model"] == {"name": "stpnet_sensor", "node_dim": 8}  # no train key reaches the model

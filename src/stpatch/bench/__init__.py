@@ -90,15 +90,18 @@ def run_suite(suite: Suite, budget: str, quick: bool, out_dir: Path, seed: int =
     test_data = {label: _test_data(suite, options, quick) if options else None for label, options in test_sets.items()}
     rows: dict[str, list[ModelRow]] = {label: [] for label in test_sets}
     windows: dict[str, int] = {}
-    for model in suite.models:
+    for entry in suite.models:
         data = {**suite.data, "options": {**suite.data.get("options", {}), **(suite.quick_options if quick else {})}}
+        # a model's own ``train`` options (e.g. the learning rate chosen for it on validation) win over the suite's
+        model = {k: v for k, v in entry.items() if k != "train"}
+        own = dict(entry.get("train", {}))
         name = model["name"]
         run_dir = out_dir / suite.name / name
         config = {
             "data": data,
             "model": model,
             "train": {"max_epochs": 100000, "max_time": budget, "seed": seed, "progress": not quick, "lr": suite.lr,
-                      "loss": suite.loss, **suite.train,
+                      "loss": suite.loss, **suite.train, **own,
                       **({"limit_val_batches": 2} if quick else {})},
             "eval": {"baselines": list(suite.baselines), "suite": suite.metric_suite},
             "run_dir": str(run_dir),

@@ -11,7 +11,8 @@ class Suite:
 
     Attributes:
         data: the ``data`` config section (same windows for every model).
-        models: ``model`` config sections trained under the budget.
+        models: ``model`` config sections trained under the budget; a ``train`` key in one holds that
+            model's own training options (e.g. its learning rate), which win over the suite's.
         baselines: parameter-free forecasters scored on the same windows.
         metric_suite: the metric suite name or explicit metric names (see ``stpatch.metrics``).
         headline: metric columns of the summary table; the first is also shown per lead time.
