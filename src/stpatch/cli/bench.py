@@ -66,7 +66,6 @@ def bench(
             fail(err)
         return
     from stpatch.bench import run_benchmarks
-
     from stpatch.bench.seeds import parse_seeds
 
     try:

@@ -64,7 +64,7 @@ class TrainConfig:
     csi_thresholds: list = field(default_factory=list)
     csi_weight: float = 1.0
     #: exponential moving average of the weights (decay per optimiser step, e.g. 0.99: the average spans about
-    #: the last 100 steps; 0: off). Validation, the checkpoints' weights and the final model are the average's
+    #: the last 100 steps; 0: off). Validation scores the average and the checkpoints hold it (stpatch.engine.ema)
     ema_decay: float = 0.0
     seed: int = 0
     accelerator: str = "cpu"
