@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.test_engine_run import CrashAtEpoch, tiny_grid_config
 
 from stpatch.engine.checkpoint import read_checkpoint
 from stpatch.engine.config import ConfigError, load_config
 from stpatch.engine.ema import RAW_KEY, WeightEMA
 from stpatch.engine.training import train
-from tests.test_engine_run import CrashAtEpoch, tiny_grid_config
 
 
 class _Toy(torch.nn.Module):
