@@ -30,6 +30,7 @@ class WeightEMA(pl.Callback):
         self.decay = float(decay)
         self.updates = 0
         self.shadow: dict[str, torch.Tensor] | None = None
+        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None  # (averages, weights), per step
         self._swapped = False
 
     @staticmethod
@@ -39,6 +40,9 @@ class WeightEMA(pl.Callback):
     def _ensure(self, pl_module: pl.LightningModule) -> None:
         if self.shadow is None:
             self.shadow = {n: p.detach().clone() for n, p in self._params(pl_module).items()}
+        if self._pairs is None:  # looked up once, not at every optimiser step
+            params = self._params(pl_module)
+            self._pairs = (list(self.shadow.values()), [params[n].detach() for n in self.shadow])
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._ensure(pl_module)  # on --resume the checkpoint already set it
@@ -48,9 +52,7 @@ class WeightEMA(pl.Callback):
                            batch_idx: int) -> None:
         self._ensure(pl_module)
         d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        params = self._params(pl_module)
-        names = list(self.shadow)
-        torch._foreach_lerp_([self.shadow[n] for n in names], [params[n].detach() for n in names], 1.0 - d)
+        torch._foreach_lerp_(*self._pairs, 1.0 - d)
         self.updates += 1
 
     @torch.no_grad()
@@ -88,6 +90,7 @@ class WeightEMA(pl.Callback):
         # the module was just loaded from state_dict, i.e. the average; training continues from the raw weights
         params = self._params(pl_module)
         self.shadow = {n: params[n].detach().clone() for n in raw}
+        self._pairs = None
         for name, value in raw.items():
             params[name].copy_(value)
 
