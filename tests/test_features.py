@@ -31,8 +31,8 @@ def grid_run(tmp_path_factory):
 
 def test_grid_features_of_a_run_tile_the_image_and_round_trip_through_netcdf(grid_run, tmp_path):
     rf = stpatch.features(grid_run)
-    # 32 x 32 digits, patch 4 then one downsampling: 4 x 4 regions of 8 x 8 pixels, dims[-1] = 64
-    assert rf.kind == "grid" and rf.values.shape == (4, 4, 64) and rf.windows == 8  # the 8 test windows
+    # 32 x 32 digits, patch 4: 8 x 8 regions of 4 x 4 pixels, the vectors the patch head reads (dims[0] = 32)
+    assert rf.kind == "grid" and rf.values.shape == (8, 8, 32) and rf.windows == 8  # the 8 test windows
     assert np.isfinite(rf.values).all() and rf.values.std() > 0
     covered = np.zeros((32, 32), int)
     for y0, y1, x0, x1 in rf.boxes.reshape(-1, 4):
@@ -43,7 +43,7 @@ def test_grid_features_of_a_run_tile_the_image_and_round_trip_through_netcdf(gri
 
     with xr.open_dataset(path) as ds:
         assert ds.features.dims == ("region_y", "region_x", "feature")
-        assert ds.y0.values.tolist() == [0, 8, 16, 24] and ds.x1.values.tolist() == [8, 16, 24, 32]
+        assert ds.y0.values.tolist() == list(range(0, 32, 4)) and ds.x1.values.tolist() == list(range(4, 33, 4))
     back = load_features(path)
     np.testing.assert_allclose(back.values, rf.values, rtol=1e-6)
     np.testing.assert_array_equal(back.boxes, rf.boxes)
@@ -57,7 +57,7 @@ def test_features_command_writes_the_file_the_maps_and_the_similar_regions(grid_
     res = CliRunner().invoke(app, ["features", "--checkpoint", str(grid_run), "--similar-to", "1,2", "--k", "3"])
     assert res.exit_code == 0, res.output
     folder = grid_run / "features"
-    assert load_features(folder / "features.nc").values.shape == (4, 4, 64)
+    assert load_features(folder / "features.nc").values.shape == (8, 8, 32)
     for name in ("features_pca.png", "features_clusters.png"):
         assert_figure(folder / name)
     first = [line for line in res.output.splitlines() if "\t" in line][0]
