@@ -10,7 +10,8 @@ leave-one-out k-nearest-neighbour balanced accuracy (:func:`stpatch.analysis.fea
 
     STPATCH_DATA_DIR=../shared/data python scripts/feature_separation.py RUN [--groups 4] [--limit-batches N]
 
-Inference only (no training); nothing is written into RUN.
+Inference only (no training); nothing is written into RUN. The measurement is
+:func:`stpatch.analysis.separation.sensor_separation`.
 """
 
 from __future__ import annotations
@@ -21,43 +22,25 @@ import numpy as np
 
 
 def main() -> None:
-    from sklearn.cluster import SpectralClustering
-
-    from stpatch.analysis.feature_maps import separation
-    from stpatch.analysis.features import region_features_of
-    from stpatch.analysis.inputs import as_run, run_batches, run_data
+    from stpatch.analysis.separation import GROUPINGS, sensor_separation
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a trained sensor run directory (Los-loop)")
     parser.add_argument("--groups", type=int, default=4)
-    parser.add_argument("--grouping", choices=("adjacency", "coords"), default="adjacency",
+    parser.add_argument("--grouping", choices=GROUPINGS, default="adjacency",
                         help="communities of the adjacency graph, or k-means of the sensors' coordinates")
     parser.add_argument("--limit-batches", type=int, default=None)
     args = parser.parse_args()
 
-    run = as_run(args.run)
-    if run.meta["kind"] != "sensor" or run.meta.get("adjacency") is None:
-        raise SystemExit("needs a sensor run whose data carries an adjacency matrix (Los-loop)")
-    dm = run_data(run, None, "test")
-    batches = list(run_batches(dm, "test", args.limit_batches))
-    values, windows = region_features_of(run.module, batches, "sensor")
-    if args.grouping == "adjacency":
-        adjacency = np.asarray(run.meta["adjacency"], dtype=np.float64)
-        affinity = np.maximum(adjacency, adjacency.T)
-        labels = SpectralClustering(args.groups, affinity="precomputed", random_state=0).fit_predict(affinity + 1e-6)
-    else:
-        from sklearn.cluster import KMeans
-
-        labels = KMeans(args.groups, n_init=4, random_state=0).fit_predict(np.asarray(run.meta["coords"]))
-    x = np.concatenate([run.scaler.inverse_transform(b["x"]).numpy()[..., 0] for b in batches])  # (W, T_in, N)
-    per_sensor = x.transpose(2, 0, 1).reshape(x.shape[2], -1)
-    stats = np.stack([per_sensor.mean(1), per_sensor.std(1), *np.percentile(per_sensor, [5, 50, 95], axis=1)], 1)
-    f_score, s_score = separation(values, labels), separation(stats, labels)
-    print(f"{windows} test windows, {values.shape[0]} sensors, {args.groups} {args.grouping} groups "
-          f"(sizes {np.bincount(labels).tolist()})")
-    print(f"features   : balanced kNN accuracy {f_score:.3f}")
-    print(f"raw stats  : balanced kNN accuracy {s_score:.3f}")
-    print(f"margin     : {f_score - s_score:+.3f}")
+    try:
+        res = sensor_separation(args.run, args.groups, args.grouping, limit_batches=args.limit_batches)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    print(f"{res.windows} test windows, {res.labels.size} sensors, {args.groups} {args.grouping} groups "
+          f"(sizes {np.bincount(res.labels).tolist()})")
+    print(f"features   : balanced kNN accuracy {res.features:.3f}")
+    print(f"raw stats  : balanced kNN accuracy {res.statistics:.3f}")
+    print(f"margin     : {res.margin:+.3f}")
 
 
 if __name__ == "__main__":
