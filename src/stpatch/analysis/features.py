@@ -2,9 +2,9 @@
 
 A grid region is one spatial patch: the cell of the token grid whose vector the patch head turns into
 that patch's forecast (after the attention blocks and the decoder; models without a patch head give
-the cells of ``forward_features``), with its pixel box and, where the data has coordinates, latitude/longitude bounds. A sensor's vector is
-the per-sensor representation the sensor forecaster's output head reads. Both are averaged over
-the time tokens and over every input window given.
+the cells of ``forward_features``), with its pixel box and, where the data has coordinates,
+latitude/longitude bounds. A sensor's vector is the per-sensor representation the sensor
+forecaster's output head reads. Both are averaged over the time tokens and over every input window given.
 """
 
 from __future__ import annotations
@@ -157,11 +157,11 @@ def _recording(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     """Record, per forecaster call, region features: grids ``(B, nT, nY, nX, D)``, sensors ``(B, N, D)``."""
     out: list[torch.Tensor] = []
     head = next((m for m in model.modules() if isinstance(m, PatchHead)), None)
-    grid = next((m for m in model.modules() if hasattr(m, "forward_features")), None)
+    grid = None if head is not None else next((m for m in model.modules() if hasattr(m, "forward_features")), None)
     if head is not None:
         # what the patch head turns into each patch's forecast: one vector per spatial patch of the
-        # input, as a sensor's is the vector its output MLP reads (on ERA5 these separate land from sea
-        # better than the coarser grid after the attention: 0.79 vs 0.56, BENCHMARKS.md)
+        # input, as a sensor's is the vector its output MLP reads (on the ERA5 benchmark run these tell
+        # land from sea better than the coarser grid after the attention: 0.79 vs 0.56, README.md)
         handle = head.register_forward_pre_hook(lambda module, args: out.append(args[0]))
     elif grid is not None:
         def hook(module, args, kwargs):
@@ -172,7 +172,7 @@ def _recording(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     else:
         sensor = next((m for m in model.modules() if hasattr(m, "node_embed") and hasattr(m, "groups")), None)
         if sensor is None:
-            raise ValueError(f"{type(model).__name__} exposes no region features (grids need forward_features, "
+            raise ValueError(f"{type(model).__name__} exposes no region features (grids need a patch head or forward_features, "
                              "sensors stpnet_sensor); use an stpnet model")
         # the per-sensor vector the output MLP reads
         handle = sensor.out.register_forward_pre_hook(lambda module, args: out.append(args[0]))
