@@ -50,7 +50,7 @@ def test_los_loop_features_separate_road_communities_better_than_value_statistic
     """The measure of issue 13 on real data: stpnet_sensor with the Los-loop suite's settings, trained 3
     epochs; its sensor features separate the road graph's 4 communities better than each sensor's value
     statistics. Measured: after 1 epoch 0.50 vs 0.47 (this assertion fails there), 3 epochs 0.60, 6 epochs
-    0.73, the 20-minute benchmark run 0.78 (BENCHMARKS.md)."""
+    0.73, the 20-minute benchmark run 0.78 (README.md, region features)."""
     require("traffic/los_loop/los_speed.csv", "traffic/los_loop/los_adj.csv")
     from stpatch.bench.suites import SUITES
 
@@ -59,10 +59,10 @@ def test_los_loop_features_separate_road_communities_better_than_value_statistic
     monkeypatch.setenv("STPATCH_DATA_DIR", str(DATA_DIR))
     stpatch.train({"data": dict(suite.data), "model": model, "run_dir": str(tmp_path / "run"),
                    "train": {"max_epochs": 3, "seed": 0, "progress": False, "loss": "mae", "lr": 2e-3}})
-    res = sensor_separation(tmp_path / "run", groups=4, grouping="adjacency")
+    run = as_run(tmp_path / "run")  # loaded once for both calls
+    res = sensor_separation(run, groups=4, grouping="adjacency")
     assert res.windows > 300 and res.labels.shape == (207,) and len(set(res.labels.tolist())) == 4
     assert res.features > res.statistics + 0.05, (res.features, res.statistics)
-    run = as_run(tmp_path / "run")
     run.meta["kind"] = "grid"
     with pytest.raises(ValueError, match="needs a sensor run"):
         sensor_separation(run)
