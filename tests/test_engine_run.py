@@ -369,3 +369,24 @@ def test_metrics_csv_set_aside_twice_keeps_all_rows_oldest_first(tmp_path):
     pd.DataFrame({"step": [5]}).to_csv(current, index=False)
     _join_csv(aside, current)
     assert pd.read_csv(current)["step"].tolist() == [5] and not aside.exists()
+
+
+class RecordLearningRate(Callback):
+    """The learning rate after every optimiser step."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_cosine_under_a_time_budget_anneals_by_the_epochs_when_they_end_first(tmp_path):
+    # a run whose epochs end long before its wall-clock budget must still anneal to the end of the
+    # cosine (2 % of the rate); annealing by elapsed time alone would stop it at almost the full rate
+    record = RecordLearningRate()
+    train(tiny_grid_config(tmp_path / "run", max_epochs=30, max_time="01:00:00", lr=1e-3), callbacks=[record])
+    assert len(record.rates) >= 100  # 4 steps per epoch; the warm-up is 50 steps
+    peak, last = max(record.rates), record.rates[-1]
+    assert peak > 0.4e-3 and last < 0.05e-3, (peak, last)
+    assert record.rates.index(peak) < len(record.rates) // 2

@@ -133,10 +133,23 @@ def budget_seconds(max_time: str | None) -> float | None:
     return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
-def time_cosine_factor(step: int, elapsed: float, budget: float) -> float:
-    """Learning-rate factor under a wall-clock budget: 50-step warmup, cosine over elapsed time to 2%."""
+def time_cosine_factor(step: int, elapsed: float, budget: float, total_steps: float | None = None) -> float:
+    """Learning-rate factor under a wall-clock budget: 50-step warmup, cosine to 2 % over the run.
+
+    The run's progress is the larger of the time spent (``elapsed / budget``) and, when the run also
+    has a step plan (``total_steps``, from ``max_epochs`` or ``max_steps``), the steps taken: whichever
+    limit ends the run first also ends the anneal. Without the step term a run stopped by its epochs
+    long before the clock ran out would stop at (almost) full learning rate.
+
+    >>> [round(time_cosine_factor(s, t, 100.0), 3) for s, t in ((0, 0.0), (100, 50.0), (100, 100.0))]
+    [0.02, 0.51, 0.02]
+    >>> round(time_cosine_factor(100, 10.0, 100.0, total_steps=200), 3)   # half the steps, a tenth of the time
+    0.51
+    """
     warmup = min(1.0, (step + 1) / 50)
     progress = min(elapsed / budget, 1.0)
+    if total_steps and math.isfinite(total_steps):
+        progress = max(progress, min(step / total_steps, 1.0))
     return warmup * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 

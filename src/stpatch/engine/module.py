@@ -147,7 +147,16 @@ class ForecastModule(pl.LightningModule):
 
     def _time_factor(self, step: int, budget: float) -> float:
         elapsed = time.monotonic() - getattr(self, "_started", time.monotonic())
-        return time_cosine_factor(step, elapsed, budget)
+        return time_cosine_factor(step, elapsed, budget, self._planned_steps())
+
+    def _planned_steps(self) -> float | None:
+        """Optimiser steps that ``max_epochs`` / ``max_steps`` allow (None without a trainer), read once."""
+        if getattr(self, "_plan", None) is None:
+            try:
+                self._plan = float(self.trainer.estimated_stepping_batches)
+            except (RuntimeError, AttributeError):  # not attached to a trainer (a bare module in a test)
+                return None
+        return self._plan
 
     # Random states travel with the checkpoint so that a resumed run continues exactly.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
