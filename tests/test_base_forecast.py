@@ -369,3 +369,60 @@ def test_a_run_with_val_gain_scores_and_keeps_the_gains_fitted_on_validation(tmp
     assert all(a <= b + 1e-9 for a, b in zip(fitted["loss_after"], fitted["loss_before"], strict=True))
     run = stpatch.load_run(tmp_path / "run")
     assert run.module.model.correction_gain.tolist() == pytest.approx(fitted["gain"])
+
+
+def test_an_ensemble_is_its_base_untrained_and_the_mean_of_its_members():
+    torch.manual_seed(0)
+    model = create_model("stpnet_sensor", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="linear", members=3,
+                         feed_base=True, val_gain=True)
+    x = _sensor_batches(1)[0]["x"]
+    assert model.members == 3 and len(model.extra_corrections) == 2
+    assert torch.equal(model(x), model.base(x)) and model.member_forecasts(x).shape == (3, 8, 3, N, 1)
+    # members are built apart: same design, different initial weights
+    first, second = model.correction.patch_embed.weight, model.extra_corrections[0].patch_embed.weight
+    assert first.shape == second.shape and not torch.equal(first, second)
+    for member in (model.correction, *model.extra_corrections):  # give each member a different output
+        torch.nn.init.normal_(member.output_layer.weight, std=0.1)
+    model.correction_gain.copy_(torch.tensor([1.0, 0.5, 0.0]))
+    base, members = model.base(x), model.member_forecasts(x)
+    gain = model.correction_gain.reshape(1, 3, 1, 1)
+    torch.testing.assert_close(model(x), base + gain * (members - base).mean(0))
+    assert not torch.allclose(members[0], members[1])
+    with pytest.raises(ValueError, match="members must be a whole number >= 1"):
+        create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="linear", members=0)
+    # one member keeps the state-dict keys of a model built without the option
+    one = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="linear", members=1)
+    plain = create_model("stid", in_channels=1, t_in=6, t_out=3, num_nodes=N, base="linear")
+    assert one.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_an_ensemble_trains_every_member_on_its_own_loss(tmp_path):
+    import stpatch
+    from stpatch.engine.module import ForecastModule
+
+    data = _sensor_data()
+    model = {"name": "stid", "base": "linear", "members": 2, "embed_dim": 8, "node_dim": 4, "tod_dim": 4, "dow_dim": 4}
+    stpatch.train(_config(tmp_path, model, []), data=data)
+    run = stpatch.load_run(tmp_path / "run")
+    members = [run.module.model.correction, run.module.model.extra_corrections[0]]
+    assert all(m.output_layer.weight.abs().sum() > 0 for m in members)  # both learned (started at zero)
+
+    # the training loss is the mean of the members' own losses, not the loss of their mean forecast
+    from stpatch.data import make_datamodule
+    from stpatch.engine.losses import masked_loss
+
+    dm = make_datamodule(data, t_in=6, t_out=3, batch_size=16, seed=0)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    module = run.module
+    assert isinstance(module, ForecastModule)
+    module.log = lambda *args, **kwargs: None
+    with torch.no_grad():
+        loss = module._step(batch, "train")
+        extra = {k: batch[k] for k in ("tod", "dow") if k in batch}
+        preds = module.model.member_forecasts(batch["x"], **extra)
+        own = torch.stack([masked_loss(p, batch["y"], batch["y_mask"], module.loss_kind) for p in preds]).mean()
+        of_mean = masked_loss(preds.mean(0), batch["y"], batch["y_mask"], module.loss_kind)
+        torch.testing.assert_close(loss, own)
+        torch.testing.assert_close(module._step(batch, "val"), of_mean)
+    assert of_mean < loss  # the ensemble's forecast is better than its average member (convexity)

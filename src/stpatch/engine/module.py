@@ -102,8 +102,17 @@ class ForecastModule(pl.LightningModule):
         return weights(2.0 if self.loss_kind in ("mse", "mse_gdl") else 1.0) if callable(weights) else None
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
-        pred = self(batch)
-        loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind, self._lead_weights())
+        if stage == "train" and getattr(self.model, "members", 1) > 1:
+            # an ensemble trains each member on its own loss (independent members, not one wide model)
+            extra = {k: batch[k] for k in self._time_features if k in batch}
+            preds = self.model.member_forecasts(batch["x"], **extra)
+            weights = self._lead_weights()
+            loss = torch.stack([masked_loss(p, batch["y"], batch.get("y_mask"), self.loss_kind, weights)
+                                for p in preds]).mean()
+            pred = preds.mean(0)
+        else:
+            pred = self(batch)
+            loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind, self._lead_weights())
         if self.csi_levels is not None:
             csi = soft_csi_loss(pred, batch["y"], batch.get("y_mask"), self.csi_levels)
             self.log(f"{stage}_csi_loss", csi, on_step=False, on_epoch=True, batch_size=batch["x"].shape[0],

@@ -6,6 +6,14 @@ closed form on the training split (``linear``, ``climatology``); ``"none"`` mean
 correction is the learned model, built with its own ``residual`` off and its output layer set to
 zero, so an untrained model *is* its base, exactly.
 
+With ``members: K`` the model holds ``K`` corrections of the same design, each with its own random
+initialisation, trained side by side on the same batches, each on its own loss (the engine calls
+:meth:`BasedForecaster.member_forecasts` while training); the forecast is the base plus their mean.
+A deep ensemble (Lakshminarayanan et al., NeurIPS 2017) inside one run: under a wall-clock budget
+each member takes ``1/K`` of the steps, which pays where one correction is best after a fraction
+of the budget and overfits from there (the sensor suites, BENCHMARKS.md), and the members' spread
+is a measure of their disagreement.
+
 In a config::
 
     model:
@@ -16,6 +24,7 @@ In a config::
       scale_correction: true    # the correction predicts residuals in units of the base's error
       balance_leads: true       # every lead weighs the same in the loss, relative to the base's error
       val_gain: true            # shrink the correction per lead towards the base, fitted on validation
+      members: 3                # an ensemble: 3 corrections trained side by side, the forecast their mean
 
 With ``feed_base`` the correction is built for ``T_in + T_out`` input steps and reads the input
 window followed by the base forecast, ``cat([x, base(x)], dim=1)`` (time features are extended
@@ -124,6 +133,8 @@ class BasedForecaster(nn.Module):
             so that :meth:`lead_weights` can weight the training loss; the engine applies them.
         val_gain: multiply the correction at each lead by ``correction_gain`` (``(T_out,)``, ones
             until :meth:`fit_gain` sets them on validation windows after training).
+        extra_corrections: further ensemble members (the same design as ``correction``, each with its
+            own initialisation; their output layers are zeroed here too); the correction is their mean.
 
     ``forward(x, tod=None, dow=None)``: ``(B, T_in, C, H, W) -> (B, T_out, C, H, W)`` or
     ``(B, T_in, N, C) -> (B, T_out, N, C)``; ``tod``/``dow`` ``(B, T_in)`` go to whichever part
@@ -140,6 +151,7 @@ class BasedForecaster(nn.Module):
         scale_correction: bool = False,
         balance_leads: bool = False,
         val_gain: bool = False,
+        extra_corrections: Iterable[nn.Module] = (),
     ) -> None:
         super().__init__()
         if feed_base and base is None:
@@ -151,6 +163,10 @@ class BasedForecaster(nn.Module):
         self.base_name = base_name
         self.kind = getattr(correction, "kind", "grid")
         zero_output_layer(correction, type(correction).__name__)
+        # members 2..K beside `correction` (member 1), so a one-member model keeps its state-dict keys
+        self.extra_corrections = nn.ModuleList(extra_corrections)
+        for member in self.extra_corrections:
+            zero_output_layer(member, type(member).__name__)
         if base is not None:
             base.requires_grad_(False)  # the base is fitted in closed form, never by the optimiser
         self._base_time = _time_args(base) if base is not None else ()
@@ -230,18 +246,39 @@ class BasedForecaster(nn.Module):
         extra = {k: v for k, v in (("tod", tod), ("dow", dow)) if v is not None and k in self._base_time}
         return self.base(x, **extra)
 
-    def forward(self, x: torch.Tensor, tod: torch.Tensor | None = None, dow: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def members(self) -> int:
+        """Number of corrections ``K`` (1 unless built with ``members``)."""
+        return 1 + len(self.extra_corrections)
+
+    def _corrections(
+        self, x: torch.Tensor, tod: torch.Tensor | None, dow: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The base forecast and each member's correction (scaled, before the validation gain)."""
         base = self.base_forecast(x, tod, dow)
         inputs = x
         if self.feed_base:
             inputs = torch.cat([x, base.to(x.dtype)], dim=1)
             tod, dow = extend_time_features(tod, dow, self.t_out)
         extra = {k: v for k, v in (("tod", tod), ("dow", dow)) if v is not None and k in self._correction_time}
-        correction = self.correction(inputs, **extra)
-        per_lead = (1, -1, *([1] * (x.ndim - 2)))
+        corrections = [member(inputs, **extra) for member in (self.correction, *self.extra_corrections)]
         if self.scale_correction:
-            correction = correction * self.correction_scale.reshape(per_lead).to(correction.dtype)
+            per_lead = (1, -1, *([1] * (x.ndim - 2)))
+            corrections = [c * self.correction_scale.reshape(per_lead).to(c.dtype) for c in corrections]
+        return base, corrections
+
+    def member_forecasts(
+        self, x: torch.Tensor, tod: torch.Tensor | None = None, dow: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Each member's own forecast, ``(K, B, T_out, ...)``: what each member is trained on."""
+        base, corrections = self._corrections(x, tod, dow)
+        return torch.stack([base + c for c in corrections])
+
+    def forward(self, x: torch.Tensor, tod: torch.Tensor | None = None, dow: torch.Tensor | None = None) -> torch.Tensor:
+        base, corrections = self._corrections(x, tod, dow)
+        correction = corrections[0] if len(corrections) == 1 else torch.stack(corrections).mean(0)
         if self.val_gain:
+            per_lead = (1, -1, *([1] * (x.ndim - 2)))
             correction = correction * self.correction_gain.reshape(per_lead).to(correction.dtype)
         return base + correction
 
@@ -300,7 +337,7 @@ class BasedForecaster(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"base={self.base_name!r}, feed_base={self.feed_base}, scale_correction={self.scale_correction}, "
-                f"balance_leads={self.balance_leads}, val_gain={self.val_gain}")
+                f"balance_leads={self.balance_leads}, val_gain={self.val_gain}, members={self.members}")
 
 
 def _takes(factory: Callable[..., Any], key: str) -> bool:
@@ -316,6 +353,7 @@ def create_based(
     scale_correction: bool = False,
     balance_leads: bool = False,
     val_gain: bool = False,
+    members: int = 1,
     **kwargs: Any,
 ) -> BasedForecaster:
     """The registered model ``name`` as a correction on the registered forecaster ``base``.
@@ -329,6 +367,7 @@ def create_based(
         scale_correction: the correction predicts residuals in units of the base's per-lead error.
         balance_leads: the loss weighs every lead relative to the base's error there.
         val_gain: the correction is shrunk per lead by gains the engine fits on validation.
+        members: corrections in the ensemble (1: a single correction).
         **kwargs: ``in_channels``, ``t_in``, ``t_out``, context arguments (``num_nodes``, ``coords``,
             ``adjacency``, ``grid_size``) and the correction's own options.
     """
@@ -343,7 +382,10 @@ def create_based(
         correction_kwargs["residual"] = False
     if feed_base:
         correction_kwargs["t_in"] = t_in + t_out
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"members must be a whole number >= 1 (corrections in the ensemble), got {members!r}")
     correction = create_model(name, **correction_kwargs)
+    extra_corrections = [create_model(name, **correction_kwargs) for _ in range(members - 1)]
     base_model = None
     if base != "none":
         context = {k: kwargs[k] for k in ("in_channels", "t_in", "t_out", *CONTEXT_ARGS) if k in kwargs}
@@ -355,7 +397,8 @@ def create_based(
     elif base_options:
         raise ValueError(f"base_options {base_options} given without a base")
     return BasedForecaster(correction, base_model, t_out, feed_base=feed_base, base_name=base,
-                           scale_correction=scale_correction, balance_leads=balance_leads, val_gain=val_gain)
+                           scale_correction=scale_correction, balance_leads=balance_leads, val_gain=val_gain,
+                           extra_corrections=extra_corrections)
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ A grid model maps ``(B, T_in, C, H, W) -> (B, T_out, C, H, W)``; a sensor model
 them, so one call works for every model. Every model class has ``kind = "grid"`` or ``"sensor"``.
 
 Any learned model also takes ``base=`` (``"persistence"``, ``"linear"``, ``"climatology"``, ...,
-or ``"none"``), ``base_options=``, ``feed_base=``, ``scale_correction=``, ``balance_leads=`` and ``val_gain=``: it is then built as a correction on that
+or ``"none"``), ``base_options=``, ``feed_base=``, ``scale_correction=``, ``balance_leads=``, ``val_gain=`` and ``members=``: it is then built as a correction on that
 base forecast (:mod:`stpatch.models.base_forecast`).
 """
 
@@ -29,7 +29,7 @@ from torch import nn
 __all__ = ["BASE_ARGS", "CONTEXT_ARGS", "ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
 
 CONTEXT_ARGS = ("num_nodes", "coords", "adjacency", "grid_size")
-BASE_ARGS = ("base", "base_options", "feed_base", "scale_correction", "balance_leads", "val_gain")
+BASE_ARGS = ("base", "base_options", "feed_base", "scale_correction", "balance_leads", "val_gain", "members")
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
@@ -124,7 +124,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             optionally ``coords (N, 2)``, ``adjacency (N, N)``), for grids optionally
             ``grid_size (H, W)``, then model options. Context arguments a model does not name in
             its signature are dropped; a misspelt option is a TypeError. ``base``,
-            ``base_options``, ``feed_base``, ``scale_correction``, ``balance_leads`` and ``val_gain`` build the model as a correction on a base forecast
+            ``base_options``, ``feed_base``, ``scale_correction``, ``balance_leads``, ``val_gain`` and ``members`` build the model as a correction on a base forecast
             (see :func:`stpatch.models.base_forecast.create_based`).
 
     >>> model = create_model("persistence", in_channels=1, t_in=4, t_out=2, num_nodes=None)
