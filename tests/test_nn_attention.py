@@ -300,3 +300,17 @@ def test_layers_compile_without_graph_breaks_when_nothing_is_captured():
     x = torch.randn(1, 2, 3, 3, 8)
     compiled = torch.compile(attn, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), attn(x))
+
+
+def test_layer_scale_starts_a_block_near_the_identity_and_is_learned():
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 4, 4, 8)
+    plain, scaled = SpacetimeBlock(8, 2, "joint"), SpacetimeBlock(8, 2, "joint", layer_scale=1e-3)
+    scaled.load_state_dict(plain.state_dict(), strict=False)  # same branches; only the scales differ
+    change_plain, change_scaled = (plain(x) - x).abs().mean(), (scaled(x) - x).abs().mean()
+    assert change_scaled < 2e-3 * change_plain
+    scaled(x).square().sum().backward()
+    assert scaled.gamma1.grad.abs().sum() > 0 and scaled.gamma2.grad.abs().sum() > 0
+    assert plain.gamma1 is None and "gamma1" not in plain.state_dict()
+    with pytest.raises(ValueError, match="layer_scale must be >= 0"):
+        SpacetimeBlock(8, 2, "joint", layer_scale=-1.0)

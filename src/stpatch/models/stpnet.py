@@ -67,6 +67,8 @@ class STPNet(nn.Module):
             :mod:`stpatch.models.base_forecast`); ``base="persistence"`` is the same forecast.
         pad_mode: how the patch embedding pads non-divisible sizes.
         drop_path: stochastic depth (linearly increasing over the blocks).
+        layer_scale: initial per-channel scale of each attention block's branches (0: none; e.g.
+            0.01 starts the blocks almost as the identity, so the network starts as its conv part).
         use_tod: condition on the time of day: ``forward(x, tod)`` with ``tod (B, T_in)`` in
             ``[0, 1)`` adds ``Linear(sin/cos of 2 daily harmonics)`` to the tokens of each time slice.
         head_kernel: spatial extent of the patch head on the token grid (1: each patch on its own,
@@ -102,6 +104,7 @@ class STPNet(nn.Module):
         residual: bool = True,
         pad_mode: str = "replicate",
         drop_path: float = 0.0,
+        layer_scale: float = 0.0,
         use_tod: bool = False,
         head_kernel: int = 1,
         refine: int = 0,
@@ -137,7 +140,8 @@ class STPNet(nn.Module):
                 self.position = nn.Identity()
             rates = torch.linspace(0, drop_path, attn_depth).tolist()
             self.blocks = nn.ModuleList(
-                SpacetimeBlock(dims[-1], heads, attention, window, shift=i % 2 == 1, mlp_ratio=mlp_ratio, drop_path=r)
+                SpacetimeBlock(dims[-1], heads, attention, window, shift=i % 2 == 1, mlp_ratio=mlp_ratio, drop_path=r,
+                               layer_scale=layer_scale)
                 for i, r in enumerate(rates)
             )
             self.norm = nn.LayerNorm(dims[-1])
