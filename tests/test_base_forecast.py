@@ -426,3 +426,21 @@ def test_an_ensemble_trains_every_member_on_its_own_loss(tmp_path):
         torch.testing.assert_close(loss, own)
         torch.testing.assert_close(module._step(batch, "val"), of_mean)
     assert of_mean < loss  # the ensemble's forecast is better than its average member (convexity)
+
+
+def test_region_features_of_an_ensemble_are_its_first_members(tmp_path):
+    import stpatch
+    from stpatch.analysis.features import _recording
+
+    data = _sensor_data()
+    model = {"name": "stpnet_sensor", "base": "linear", "members": 2, "node_dim": 8, "dim": 16, "group_size": 1,
+             "time_patch": 3}
+    stpatch.train(_config(tmp_path, model, []), data=data)
+    feats = stpatch.features(tmp_path / "run", data=data)
+    run = stpatch.load_run(tmp_path / "run")
+    n = run.module.model.correction.num_nodes
+    assert feats.values.shape == (n, 8) and np.isfinite(feats.values).all()
+    x = torch.randn(2, 6, n, 1)
+    with _recording(run.module.model) as seen:
+        run.module.model(x)
+    assert len(seen) == 1  # one vector per sensor per call, from one member, not one per member

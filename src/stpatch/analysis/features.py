@@ -154,7 +154,10 @@ def load_features(path: str | Path) -> RegionFeatures:
 
 @contextlib.contextmanager
 def _recording(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Record, per forecaster call, region features: grids ``(B, nT, nY, nX, D)``, sensors ``(B, N, D)``."""
+    """Record, per forecaster call, region features: grids ``(B, nT, nY, nX, D)``, sensors ``(B, N, D)``.
+
+    Of an ensemble (``model.members``), the first member's: each member has its own feature space.
+    """
     out: list[torch.Tensor] = []
     head = next((m for m in model.modules() if isinstance(m, PatchHead)), None)
     grid = None if head is not None else next((m for m in model.modules() if hasattr(m, "forward_features")), None)
