@@ -1,0 +1,51 @@
+"""Train chosen models under a suite's protocol (its data, test windows, baselines and budget) and print the
+table; with ``--section NAME`` also write it into BENCHMARKS.md between ``<!-- bench:NAME -->`` markers.
+
+    python benchmarks/suite_models.py moving_mnist 00:20:00 \\
+        '[{"name": "stpnet", "conv_depths": 2, "attn_depth": 1, "layer_scale": 0.01}, {"name": "stpconv"}]' \\
+        --section accuracy-moving_mnist-hybrid
+
+For comparing a candidate design against a suite's model without training every model of the suite
+(`stpatch bench SUITE` trains them all). The models train one after the other in this process, as in
+`stpatch bench`; each gets a run directory of its own (``bench_out/models-DATE/SUITE/NAME``), so each model
+name may appear once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+from pathlib import Path
+
+from stpatch.bench import SUITES, run_suite
+from stpatch.bench.report import stamp, write_section
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("budget", help="training budget per model, HH:MM:SS")
+    parser.add_argument("models", help="a JSON list of model sections, as in the suites (a 'train' key allowed)")
+    parser.add_argument("--section", help="write the table into BENCHMARKS.md under this section name")
+    args = parser.parse_args(argv)
+    models = json.loads(args.models)
+    if not isinstance(models, list) or not all(isinstance(m, dict) and "name" in m for m in models):
+        raise SystemExit(f"models must be a JSON list of objects with a 'name', got {args.models!r}")
+    names = [m["name"] for m in models]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"each model name may appear once (run directories are named after them), got {names}")
+    suite = dataclasses.replace(SUITES[args.suite], models=models)
+    out = Path("bench_out") / f"models-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    tables = [table for _, table, _ in run_suite(suite, args.budget, False, out)]
+    command = f"python benchmarks/suite_models.py {args.suite} {args.budget} '{args.models}'"
+    section = f"{stamp(command)}\n" + "\n".join(tables)
+    if args.section:
+        write_section(args.section, section)
+    print(section)
+    return section
+
+
+if __name__ == "__main__":
+    main()
