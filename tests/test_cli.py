@@ -128,7 +128,7 @@ def test_train_max_time_stops_training_by_the_clock(tmp_path, monkeypatch):
     assert code == 2 and "max_time" in out
 
 
-def test_demo_trains_stpnet_scores_it_beside_persistence_and_never_overwrites(tmp_path, monkeypatch):
+def test_demo_trains_the_default_model_scores_it_beside_persistence_and_never_overwrites(tmp_path, monkeypatch):
     """`stpatch demo` with its smallest settings: 2 training steps instead of minutes, 4 test windows."""
     import yaml
 
@@ -147,13 +147,13 @@ def test_demo_trains_stpnet_scores_it_beside_persistence_and_never_overwrites(tm
     code, out = invoke("demo", "--data", "digits", "--minutes", "0.1", "--test-size", "4", "--run-dir", str(run_dir))
     assert code == 0, out
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert config["model"]["name"] == "stpnet" and config["data"]["name"] == "digits"
+    assert config["model"]["name"] == "stpconv" and config["data"]["name"] == "digits"
     assert (config["data"]["t_in"], config["data"]["t_out"]) == (10, 10) and config["train"]["max_time"] == "6"  # 0.1 min
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2
     result = json.loads((run_dir / "eval.json").read_text())
-    assert set(result["mean"]) == {"stpnet", "persistence"} and result["windows"] == 4
-    assert "stpnet" in out and "persistence" in out  # the table is printed
-    for name in ("forecast_strip.png", "forecast.gif", "attention.png"):
+    assert set(result["mean"]) == {"stpconv", "persistence"} and result["windows"] == 4
+    assert "stpconv" in out and "persistence" in out  # the table is printed
+    for name in ("forecast_strip.png", "forecast.gif"):
         assert (run_dir / "figures" / name).is_file(), name
     # a second demo goes to a new, dated folder beside the first, which stays as it was
     before = (run_dir / "eval.json").read_bytes()

@@ -122,7 +122,7 @@ def demo(
     data: str | None = typer.Option(None, help="digits (built in) or moving_mnist (needs the MNIST files)."),
     test_size: int = typer.Option(256, help="Test sequences to score."),
 ) -> None:
-    """Train stpnet for a few minutes on moving digits, score it against persistence, draw the forecasts."""
+    """Train the default model (stpconv) for a few minutes on moving digits, score it against persistence, draw the forecasts."""
     from stpatch.engine.demo import run_demo
 
     result = run_demo(minutes=minutes, run_dir=run_dir, data=data, test_size=test_size)

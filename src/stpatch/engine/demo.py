@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from stpatch.engine import evaluation, training
+from stpatch.engine.config import DEFAULT_MODEL
 
 log = logging.getLogger("stpatch")
 
@@ -22,12 +23,12 @@ def _mnist_available(data_dir: str | None) -> bool:
 
 
 def demo_config(minutes: float, run_dir: Path, data: str, test_size: int) -> dict:
-    """The demo's config: stpnet on 10 -> 10 frames of 64x64 moving digits, under a time budget."""
+    """The demo's config: the default model (stpconv) on 10 -> 10 frames of 64x64 moving digits, under a time budget."""
     seconds = max(int(minutes * 60), 5)
     return {
         "data": {"name": data, "t_in": 10, "t_out": 10, "batch_size": 16,
                  "options": {"test_size": test_size, "val_size": 64}},
-        "model": {"name": "stpnet"},
+        "model": {"name": DEFAULT_MODEL},
         "train": {"max_epochs": 1000, "max_time": str(seconds), "lr": 2e-3, "seed": 0},
         "eval": {"baselines": ["persistence"]},
         "run_dir": str(run_dir),
@@ -36,7 +37,7 @@ def demo_config(minutes: float, run_dir: Path, data: str, test_size: int) -> dic
 
 def run_demo(minutes: float = 4.0, run_dir: str | Path | None = None, data: str | None = None,
              test_size: int = 256, data_dir: str | None = None) -> dict:
-    """Train ``stpnet`` for ``minutes``, evaluate it beside persistence, write the table and pictures.
+    """Train the default model (``stpconv``) for ``minutes``, evaluate it beside persistence, write the table and pictures.
 
     Uses Moving MNIST when the MNIST files are in the data directory, else the built-in ``digits``.
     Returns the evaluation dict (see :func:`stpatch.evaluate`); ``result["run_dir"]`` says where it all is.
@@ -46,7 +47,7 @@ def run_demo(minutes: float = 4.0, run_dir: str | Path | None = None, data: str 
         # never overwrite an earlier demo: a new, dated folder beside it
         base = Path(run_dir) if run_dir is not None else Path("runs/demo")
         run_dir = base.parent / f"{base.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    print(f"stpatch demo: training stpnet on {data} for {minutes:g} min (10 frames in, 10 out) -> {run_dir}")
+    print(f"stpatch demo: training {DEFAULT_MODEL} on {data} for {minutes:g} min (10 frames in, 10 out) -> {run_dir}")
     trained = training.train(demo_config(minutes, Path(run_dir), data, test_size))
     result = evaluation.evaluate(trained.run_dir, progress=True)
     result["run_dir"] = str(trained.run_dir)
