@@ -224,7 +224,7 @@ def test_every_machine_agrees_on_the_run_directory(monkeypatch):
     with pytest.raises(ValueError, match="needs run_dir"):  # time stamps differ between machines
         _run_dir(two)
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
-    assert _run_dir(two) == Path("runs/digits-stpnet-job4242")
+    assert _run_dir(two) == Path("runs/digits-stpconv-job4242")  # the default model names the folder
     # the processes Lightning starts on one machine take the folder of the process that started them
     with shared_run_dir(Path("runs/here")):
         assert _run_dir(config_from_dict({})) == Path("runs/here")
