@@ -42,6 +42,7 @@ class ConfigError(ValueError):
 #: (test and validation) and a variant with LayerScale attention on its conv stack (BENCHMARKS.md)
 DEFAULT_MODEL = "stpconv"
 
+
 @dataclass
 class DataConfig:
     name: str = "digits"

@@ -109,7 +109,7 @@ class ForecastModule(pl.LightningModule):
             weights = self._lead_weights()
             loss = torch.stack([masked_loss(p, batch["y"], batch.get("y_mask"), self.loss_kind, weights)
                                 for p in preds]).mean()
-            pred = preds.mean(0)
+            pred = preds.mean(0)  # the soft-CSI term below (radar) scores the ensemble's forecast
         else:
             pred = self(batch)
             loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind, self._lead_weights())
