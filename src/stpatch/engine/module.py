@@ -91,9 +91,12 @@ class ForecastModule(pl.LightningModule):
             if fitted:
                 log.info("fitted %s on the training split", ", ".join(n or type(self.model).__name__ for n in fitted))
 
+    def _time_inputs(self, batch: dict) -> dict:
+        """The batch's time features the model takes (``tod``, ``dow``)."""
+        return {k: batch[k] for k in self._time_features if k in batch}
+
     def forward(self, batch: dict) -> torch.Tensor:
-        extra = {k: batch[k] for k in self._time_features if k in batch}
-        return self.model(batch["x"], **extra)
+        return self.model(batch["x"], **self._time_inputs(batch))
 
     def _lead_weights(self) -> torch.Tensor | None:
         # a based model with balance_leads weighs each lead by the base's error there (power 2 for
@@ -104,8 +107,7 @@ class ForecastModule(pl.LightningModule):
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         if stage == "train" and getattr(self.model, "members", 1) > 1:
             # an ensemble trains each member on its own loss (independent members, not one wide model)
-            extra = {k: batch[k] for k in self._time_features if k in batch}
-            preds = self.model.member_forecasts(batch["x"], **extra)
+            preds = self.model.member_forecasts(batch["x"], **self._time_inputs(batch))
             weights = self._lead_weights()
             loss = torch.stack([masked_loss(p, batch["y"], batch.get("y_mask"), self.loss_kind, weights)
                                 for p in preds]).mean()

@@ -116,6 +116,12 @@ def extend_time_features(
     return future_tod, torch.cat([dow, future_dow], 1)
 
 
+def _per_lead(forecast: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """``forecast (B, T_out, ...)`` with lead ``k`` multiplied by ``factors[k]``."""
+    shape = (1, -1, *([1] * (forecast.ndim - 2)))
+    return forecast * factors.reshape(shape).to(forecast.dtype)
+
+
 class BasedForecaster(nn.Module):
     """``forecast = base(x) + correction(x')``, ``x' = x`` or ``cat([x, base(x)], 1)`` (``feed_base``).
 
@@ -263,8 +269,7 @@ class BasedForecaster(nn.Module):
         extra = {k: v for k, v in (("tod", tod), ("dow", dow)) if v is not None and k in self._correction_time}
         corrections = [member(inputs, **extra) for member in (self.correction, *self.extra_corrections)]
         if self.scale_correction:
-            per_lead = (1, -1, *([1] * (x.ndim - 2)))
-            corrections = [c * self.correction_scale.reshape(per_lead).to(c.dtype) for c in corrections]
+            corrections = [_per_lead(c, self.correction_scale) for c in corrections]
         return base, corrections
 
     def member_forecasts(
@@ -278,8 +283,7 @@ class BasedForecaster(nn.Module):
         base, corrections = self._corrections(x, tod, dow)
         correction = corrections[0] if len(corrections) == 1 else torch.stack(corrections).mean(0)
         if self.val_gain:
-            per_lead = (1, -1, *([1] * (x.ndim - 2)))
-            correction = correction * self.correction_gain.reshape(per_lead).to(correction.dtype)
+            correction = _per_lead(correction, self.correction_gain)
         return base + correction
 
     @torch.no_grad()
