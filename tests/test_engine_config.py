@@ -293,7 +293,7 @@ def test_csi_thresholds_are_scaled_with_the_data_scaler_and_added_to_the_loss(mo
     rain = np.random.default_rng(0).gamma(0.5, 4.0, (20, 1, 4, 4)).astype(np.float32)
     scaler = get_scaler("dbr").fit(rain)
     module = ForecastModule({"name": "persistence"}, meta, {"loss": "mse", "csi_thresholds": [1.0, 5.0]})
-    module.set_csi_levels(scaler)
+    module.set_loss_scales(scaler)
     levels = module.csi_levels.numpy()[:, 0]
     expected = scaler.transform(np.array([1.0, 5.0], np.float32).reshape(2, 1, 1, 1)).ravel()
     np.testing.assert_allclose(levels, expected, rtol=1e-6)
@@ -305,3 +305,43 @@ def test_csi_thresholds_are_scaled_with_the_data_scaler_and_added_to_the_loss(mo
         module.csi_levels = None
         plain = float(module.training_step(batch, 0))
     assert with_csi > plain  # persistence misses some of the area above the thresholds
+
+
+def test_ssim_weight_adds_a_structure_term_in_scaled_units(monkeypatch):
+    import numpy as np
+    import torch
+
+    from stpatch.data.scalers import get_scaler
+    from stpatch.engine.losses import ssim_loss
+    from stpatch.engine.module import ForecastModule
+
+    with pytest.raises(ConfigError, match="ssim_weight must be 0 or more"):
+        config_from_dict({"train": {"ssim_weight": -0.5}})
+    with pytest.raises(ConfigError, match="ssim_range positive"):
+        config_from_dict({"train": {"ssim_weight": 1.0, "ssim_range": 0}})
+    frames = np.random.default_rng(0).random((12, 1, 16, 16)).astype(np.float32)
+    scaler = get_scaler("standard").fit(frames)
+    meta = {"kind": "grid", "in_channels": 1, "t_in": 2, "t_out": 2, "spatial_shape": [16, 16]}
+    module = ForecastModule({"name": "persistence"}, meta, {"loss": "mse", "ssim_weight": 0.5, "ssim_range": 1.0})
+    module.set_loss_scales(scaler)
+    # the range of [0, 1] pixels in standardised units is 1 / std
+    assert module.ssim_range == pytest.approx(1.0 / float(frames.std()), rel=1e-3)
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    x, y = torch.from_numpy(scaler.transform(frames[None, :2])), torch.from_numpy(scaler.transform(frames[None, 2:4]))
+    batch = {"x": x, "y": y}
+    with torch.no_grad():
+        total = float(module.training_step(batch, 0))
+        mse = float(((x[:, -1:] - y) ** 2).mean())  # persistence repeats the last frame
+        assert total == pytest.approx(mse + 0.5 * float(ssim_loss(x[:, -1:].expand_as(y), y, None, module.ssim_range)),
+                                      rel=1e-5)
+        # per lead, as the validation gains are fitted: each lead's term on its own frame
+        leads = module.lead_losses(x[:, -1:].expand_as(y), y, None)
+        assert leads.shape == (2,) and float(leads.mean()) == pytest.approx(total, rel=1e-5)
+    # the term is differentiable: a blurred forecast is pulled towards the target's structure
+    pred = torch.zeros_like(y, requires_grad=True)
+    ssim_loss(pred, y, None, module.ssim_range).backward()
+    assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
+    sensors = ForecastModule({"name": "persistence"}, {"kind": "sensor", "in_channels": 1, "t_in": 2, "t_out": 2,
+                                                      "num_nodes": 3}, {"ssim_weight": 1.0})
+    with pytest.raises(ValueError, match="for grids"):
+        sensors.set_loss_scales(get_scaler("standard").fit(np.ones((4, 3, 1), np.float32) + np.arange(3)[:, None]))

@@ -69,6 +69,10 @@ class TrainConfig:
     #: success index is added to the loss (``1 - soft CSI`` per threshold, times ``csi_weight``); empty: off
     csi_thresholds: list = field(default_factory=list)
     csi_weight: float = 1.0
+    #: weight of a structure term ``1 - SSIM`` added to the loss (grids only; 0: off), against the blur a
+    #: squared error favours; ``ssim_range`` is the data's value range in physical units (1.0 for pixels in [0, 1])
+    ssim_weight: float = 0.0
+    ssim_range: float = 1.0
     #: exponential moving average of the weights (decay per optimiser step, e.g. 0.99: the average spans about
     #: the last 100 steps; 0: off). Validation scores the average and the checkpoints hold it (stpatch.engine.ema)
     ema_decay: float = 0.0
@@ -169,6 +173,9 @@ def config_from_dict(values: dict) -> RunConfig:
                           f"got {config.train.ema_decay}")
     if config.train.csi_weight < 0:
         raise ConfigError(f"train.csi_weight must be 0 or more, got {config.train.csi_weight}")
+    if config.train.ssim_weight < 0 or config.train.ssim_range <= 0:
+        raise ConfigError(f"train.ssim_weight must be 0 or more and train.ssim_range positive (the data's value range, "
+                          f"1.0 for pixels in [0, 1]), got {config.train.ssim_weight} and {config.train.ssim_range}")
     if config.train.num_nodes < 1:
         raise ConfigError(f"train.num_nodes must be 1 or more (the machines of the run), got {config.train.num_nodes}")
     _check_model(config.model)

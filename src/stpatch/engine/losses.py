@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "gradient_difference", "get_scheduler", "masked_loss", "soft_csi_loss", "step_cosine_factor", "time_cosine_factor"]
+__all__ = ["LOSSES", "SCHEDULERS", "budget_seconds", "get_loss", "gradient_difference", "get_scheduler", "masked_loss", "soft_csi_loss", "ssim_loss", "step_cosine_factor", "time_cosine_factor"]
 
 ElementwiseLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``factory(module, optimizer)``: a Lightning ``lr_scheduler`` dict, or None for a constant rate.
@@ -121,6 +121,44 @@ def soft_csi_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor |
         union = p.sum() + o.sum() - hits
         losses.append(1.0 - (hits + 1e-6) / (union + 1e-6))
     return torch.stack(losses).mean()
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, data_range: float) -> torch.Tensor:
+    """``1 - SSIM``, the mean structural similarity of every forecast frame with its target.
+
+    The structure term of the video-prediction literature (e.g. Wang et al. 2004; used beside MSE
+    in PredRNN-style training): a squared error is minimised by the average of the futures a model
+    cannot tell apart, a blur, which SSIM charges for lost local contrast and structure. The same
+    SSIM as the ``ssim`` metric (Gaussian window, sigma 1.5, via torchmetrics), differentiable.
+
+    Args:
+        pred, target: ``(B, T, C, H, W)`` in the model's (scaled) units.
+        mask: bool like ``target`` (True where observed) or None; masked pixels are 0 in both.
+        data_range: the value range of the data in the same scaled units (SSIM's stabilising
+            constants are fractions of it).
+
+    >>> import torch
+    >>> y = torch.rand(1, 2, 1, 16, 16)
+    >>> float(ssim_loss(y, y, None, 1.0)) < 1e-5  # a perfect forecast
+    True
+    >>> float(ssim_loss(torch.full_like(y, 0.5), y, None, 1.0)) > 0.5  # a flat grey guess loses the structure
+    True
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
+    if pred.ndim != 5:
+        raise ValueError(f"the SSIM loss is for grids (B, T, C, H, W), got a tensor of shape {tuple(pred.shape)}; "
+                         "set train.ssim_weight: 0 for sensor networks")
+    if min(pred.shape[-2:]) <= 6:  # torchmetrics reflect-pads by the window radius (6 pixels at sigma 1.5)
+        raise ValueError(f"the SSIM loss needs frames larger than 6x6 pixels, got {tuple(pred.shape[-2:])}; "
+                         "set train.ssim_weight: 0")
+    target = torch.nan_to_num(target)
+    if mask is not None:
+        pred, target = pred * mask.to(pred.dtype), target * mask.to(pred.dtype)
+    frames = pred.shape[-3:]
+    value = tm_ssim(pred.reshape(-1, *frames), target.reshape(-1, *frames), gaussian_kernel=True, sigma=1.5,
+                    kernel_size=11, data_range=float(data_range), reduction="elementwise_mean")
+    return 1.0 - value
 
 
 def budget_seconds(max_time: str | None) -> float | None:

@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from stpatch.engine.losses import get_scheduler, masked_loss, soft_csi_loss, time_cosine_factor
+from stpatch.engine.losses import get_scheduler, masked_loss, soft_csi_loss, ssim_loss, time_cosine_factor
 from stpatch.models import create_model, fit_forecaster
 
 log = logging.getLogger("stpatch")
@@ -55,26 +55,52 @@ class ForecastModule(pl.LightningModule):
         params = inspect.signature(self.model.forward).parameters
         self._time_features = [k for k in ("tod", "dow") if k in params]
         self.extra_state: dict = {}
-        #: ``(K, C)`` thresholds of ``train.csi_thresholds`` in scaled units, set by :meth:`set_csi_levels`
+        #: ``(K, C)`` thresholds of ``train.csi_thresholds`` in scaled units, set by :meth:`set_loss_scales`
         self.csi_levels: torch.Tensor | None = None
+        #: ``train.ssim_range`` in scaled units when ``train.ssim_weight`` > 0, set by :meth:`set_loss_scales`
+        self.ssim_range: float | None = None
 
-    def set_csi_levels(self, scaler) -> None:
-        """Turn ``train.csi_thresholds`` (physical units) into scaled units with the data's fitted scaler."""
-        thresholds = [float(v) for v in self.train_options.get("csi_thresholds") or []]
-        if not thresholds:
-            self.csi_levels = None
-            return
+    def _to_scaled(self, scaler, values: list[float]) -> np.ndarray:
+        """Physical ``values`` -> ``(len(values), C)`` in the units of the fitted ``scaler``, per channel."""
         meta = self.hparams["data_meta"]
         channels = int(meta["in_channels"])
         if meta["kind"] == "grid":  # (K, C, 1, 1): the scaler's channel axis is -3 for grids
-            values = np.repeat(np.asarray(thresholds, np.float32)[:, None, None, None], channels, axis=1)
+            array = np.repeat(np.asarray(values, np.float32)[:, None, None, None], channels, axis=1)
         else:  # (K, 1, C): the last axis for sensor networks
-            values = np.repeat(np.asarray(thresholds, np.float32)[:, None, None], channels, axis=2)
-        scaled = np.asarray(scaler.transform(values), np.float32).reshape(len(thresholds), channels)
-        if not np.isfinite(scaled).all():
-            raise ValueError(f"train.csi_thresholds {thresholds} do not map to finite scaled values ({scaled.tolist()}); "
-                             "give thresholds inside the data's range")
-        self.csi_levels = torch.from_numpy(scaled)
+            array = np.repeat(np.asarray(values, np.float32)[:, None, None], channels, axis=2)
+        return np.asarray(scaler.transform(array), np.float32).reshape(len(values), channels)
+
+    def set_loss_scales(self, scaler) -> None:
+        """Turn the loss terms' physical values into scaled units with the data's fitted scaler:
+        ``train.csi_thresholds`` (levels) and ``train.ssim_range`` (SSIM's value range)."""
+        thresholds = [float(v) for v in self.train_options.get("csi_thresholds") or []]
+        self.csi_levels = None
+        if thresholds:
+            scaled = self._to_scaled(scaler, thresholds)
+            if not np.isfinite(scaled).all():
+                raise ValueError(f"train.csi_thresholds {thresholds} do not map to finite scaled values "
+                                 f"({scaled.tolist()}); give thresholds inside the data's range")
+            self.csi_levels = torch.from_numpy(scaled)
+        self.ssim_range = None
+        if float(self.train_options.get("ssim_weight") or 0.0) > 0:
+            if self.hparams["data_meta"]["kind"] != "grid":
+                raise ValueError("train.ssim_weight is for grids (video, radar, weather fields); this data is a sensor "
+                                 "network: set train.ssim_weight: 0")
+            ends = self._to_scaled(scaler, [0.0, float(self.train_options.get("ssim_range", 1.0))])
+            self.ssim_range = float(np.abs(ends[1] - ends[0]).mean())
+            if not np.isfinite(self.ssim_range) or self.ssim_range <= 0:
+                raise ValueError(f"train.ssim_range {self.train_options.get('ssim_range')} maps to {self.ssim_range} "
+                                 "in scaled units; give the data's value range in its physical units")
+
+    def _structure_terms(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> dict:
+        """The loss terms beside the elementwise loss, by name, each weighted: ``{"csi_loss": ..., ...}``."""
+        terms = {}
+        if self.csi_levels is not None:
+            terms["csi_loss"] = float(self.train_options.get("csi_weight", 1.0)) * soft_csi_loss(
+                pred, target, mask, self.csi_levels)
+        if self.ssim_range is not None:
+            terms["ssim_loss"] = float(self.train_options["ssim_weight"]) * ssim_loss(pred, target, mask, self.ssim_range)
+        return terms
 
     @property
     def trainable(self) -> bool:
@@ -111,15 +137,14 @@ class ForecastModule(pl.LightningModule):
             weights = self._lead_weights()
             loss = torch.stack([masked_loss(p, batch["y"], batch.get("y_mask"), self.loss_kind, weights)
                                 for p in preds]).mean()
-            pred = preds.mean(0)  # the soft-CSI term below (radar) scores the ensemble's forecast
+            pred = preds.mean(0)  # the structure terms below (soft CSI, SSIM) score the ensemble's forecast
         else:
             pred = self(batch)
             loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind, self._lead_weights())
-        if self.csi_levels is not None:
-            csi = soft_csi_loss(pred, batch["y"], batch.get("y_mask"), self.csi_levels)
-            self.log(f"{stage}_csi_loss", csi, on_step=False, on_epoch=True, batch_size=batch["x"].shape[0],
+        for name, term in self._structure_terms(pred, batch["y"], batch.get("y_mask")).items():
+            self.log(f"{stage}_{name}", term, on_step=False, on_epoch=True, batch_size=batch["x"].shape[0],
                      sync_dist=stage != "train")
-            loss = loss + float(self.train_options.get("csi_weight", 1.0)) * csi
+            loss = loss + term
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
                  batch_size=batch["x"].shape[0], sync_dist=stage != "train")
         return loss
@@ -134,10 +159,7 @@ class ForecastModule(pl.LightningModule):
             lead = slice(k, k + 1)
             m = None if mask is None else mask[:, lead]
             loss = masked_loss(pred[:, lead], target[:, lead], m, self.loss_kind)
-            if self.csi_levels is not None:
-                loss = loss + float(self.train_options.get("csi_weight", 1.0)) * soft_csi_loss(
-                    pred[:, lead], target[:, lead], m, self.csi_levels)
-            out.append(loss)
+            out.append(loss + sum(self._structure_terms(pred[:, lead], target[:, lead], m).values()))
         return torch.stack(out)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

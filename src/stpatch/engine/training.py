@@ -165,7 +165,7 @@ def train(config: RunConfig | dict | str | Path, overrides: list[str] | None = N
     if writer:
         write_json(run_dir / "profile.json", profile)
     module = ForecastModule(config.model, meta, asdict(config.train))
-    module.set_csi_levels(dm.scaler)  # train.csi_thresholds, in the scaler's units
+    module.set_loss_scales(dm.scaler)  # train.csi_thresholds and train.ssim_range, in the scaler's units
     module.extra_state = {
         "config": config.to_dict(),
         "data_meta": meta,
