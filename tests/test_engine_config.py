@@ -341,6 +341,14 @@ def test_ssim_weight_adds_a_structure_term_in_scaled_units(monkeypatch):
     pred = torch.zeros_like(y, requires_grad=True)
     ssim_loss(pred, y, None, module.ssim_range).backward()
     assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
+    # training estimates the term on random squares: their mean is the whole frame's value, each one differs
+    torch.manual_seed(0)
+    big, noisy = torch.rand(2, 2, 1, 48, 48), torch.rand(2, 2, 1, 48, 48)
+    whole = float(ssim_loss(noisy, big, None, 1.0))
+    crops = [float(ssim_loss(noisy, big, None, 1.0, crop=24)) for _ in range(200)]
+    assert len(set(crops)) > 1 and sum(crops) / len(crops) == pytest.approx(whole, rel=0.02)
+    with pytest.raises(ConfigError, match="ssim_crop must be 0"):
+        config_from_dict({"train": {"ssim_crop": 5}})
     sensors = ForecastModule({"name": "persistence"}, {"kind": "sensor", "in_channels": 1, "t_in": 2, "t_out": 2,
                                                       "num_nodes": 3}, {"ssim_weight": 1.0})
     with pytest.raises(ValueError, match="for grids"):

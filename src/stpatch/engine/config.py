@@ -73,6 +73,9 @@ class TrainConfig:
     #: squared error favours; ``ssim_range`` is the data's value range in physical units (1.0 for pixels in [0, 1])
     ssim_weight: float = 0.0
     ssim_range: float = 1.0
+    #: side of the random square the SSIM term is computed on in each training step (0: whole frames): on a
+    #: CPU the term over whole frames costs about a model step, a 64-pixel square a sixth of that on 144x176
+    ssim_crop: int = 64
     #: exponential moving average of the weights (decay per optimiser step, e.g. 0.99: the average spans about
     #: the last 100 steps; 0: off). Validation scores the average and the checkpoints hold it (stpatch.engine.ema)
     ema_decay: float = 0.0
@@ -173,6 +176,9 @@ def config_from_dict(values: dict) -> RunConfig:
                           f"got {config.train.ema_decay}")
     if config.train.csi_weight < 0:
         raise ConfigError(f"train.csi_weight must be 0 or more, got {config.train.csi_weight}")
+    if config.train.ssim_crop < 0 or 0 < config.train.ssim_crop < 11:
+        raise ConfigError(f"train.ssim_crop must be 0 (whole frames) or at least 11 (SSIM's window), "
+                          f"got {config.train.ssim_crop}")
     if config.train.ssim_weight < 0 or config.train.ssim_range <= 0:
         raise ConfigError(f"train.ssim_weight must be 0 or more and train.ssim_range positive (the data's value range, "
                           f"1.0 for pixels in [0, 1]), got {config.train.ssim_weight} and {config.train.ssim_range}")

@@ -123,19 +123,35 @@ def soft_csi_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor |
     return torch.stack(losses).mean()
 
 
-def ssim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, data_range: float) -> torch.Tensor:
+def _gaussian_window(sigma: float = 1.5, size: int = 11) -> torch.Tensor:
+    """The normalised 1-D Gaussian ``(size,)`` of SSIM's window."""
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    w = torch.exp(-(x**2) / (2 * sigma**2))
+    return w / w.sum()
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, data_range: float,
+              crop: int = 0) -> torch.Tensor:
     """``1 - SSIM``, the mean structural similarity of every forecast frame with its target.
 
-    The structure term of the video-prediction literature (e.g. Wang et al. 2004; used beside MSE
-    in PredRNN-style training): a squared error is minimised by the average of the futures a model
-    cannot tell apart, a blur, which SSIM charges for lost local contrast and structure. The same
-    SSIM as the ``ssim`` metric (Gaussian window, sigma 1.5, via torchmetrics), differentiable.
+    The structure term of the video-prediction literature (Wang et al., IEEE TIP 2004): a squared
+    error is minimised by the average of the futures a model cannot tell apart, a blur, which SSIM
+    charges for lost local contrast and structure. SSIM's Gaussian window (sigma 1.5, 11 taps)
+    applied as two 1-D passes over the valid region (no padding): 5x fewer operations than a 2-D
+    window. Up to the border pixels it is the ``ssim`` metric.
+
+    On a CPU the term is memory-bound: over whole frames it costs about as much as the model's own
+    step. ``crop`` > 0 computes it on one random ``crop x crop`` square of the frames (the same square
+    for the whole batch, a new one per call, from torch's seeded generator): an estimate of the
+    whole-frame value whose mean over steps is (up to the frame borders) the same, at a fraction of
+    the cost. Training uses it; fitting and scoring use whole frames.
 
     Args:
         pred, target: ``(B, T, C, H, W)`` in the model's (scaled) units.
         mask: bool like ``target`` (True where observed) or None; masked pixels are 0 in both.
         data_range: the value range of the data in the same scaled units (SSIM's stabilising
             constants are fractions of it).
+        crop: side of the random square (0, or frames no larger than it: whole frames).
 
     >>> import torch
     >>> y = torch.rand(1, 2, 1, 16, 16)
@@ -144,21 +160,30 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | Non
     >>> float(ssim_loss(torch.full_like(y, 0.5), y, None, 1.0)) > 0.5  # a flat grey guess loses the structure
     True
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
-
     if pred.ndim != 5:
         raise ValueError(f"the SSIM loss is for grids (B, T, C, H, W), got a tensor of shape {tuple(pred.shape)}; "
                          "set train.ssim_weight: 0 for sensor networks")
-    if min(pred.shape[-2:]) <= 6:  # torchmetrics reflect-pads by the window radius (6 pixels at sigma 1.5)
-        raise ValueError(f"the SSIM loss needs frames larger than 6x6 pixels, got {tuple(pred.shape[-2:])}; "
+    window = _gaussian_window().to(pred)
+    size = window.numel()
+    if min(pred.shape[-2:]) < size:
+        raise ValueError(f"the SSIM loss needs frames of at least {size}x{size} pixels, got {tuple(pred.shape[-2:])}; "
                          "set train.ssim_weight: 0")
     target = torch.nan_to_num(target)
     if mask is not None:
         pred, target = pred * mask.to(pred.dtype), target * mask.to(pred.dtype)
-    frames = pred.shape[-3:]
-    value = tm_ssim(pred.reshape(-1, *frames), target.reshape(-1, *frames), gaussian_kernel=True, sigma=1.5,
-                    kernel_size=11, data_range=float(data_range), reduction="elementwise_mean")
-    return 1.0 - value
+    height, width = pred.shape[-2:]
+    if crop >= size and (height > crop or width > crop):
+        top = int(torch.randint(0, max(height - crop, 0) + 1, ()))
+        left = int(torch.randint(0, max(width - crop, 0) + 1, ()))
+        pred, target = pred[..., top:top + crop, left:left + crop], target[..., top:top + crop, left:left + crop]
+    p, t = pred.flatten(0, 2).unsqueeze(1), target.flatten(0, 2).unsqueeze(1)  # (B*T*C, 1, H, W)
+    maps = torch.cat([p, t, p * p, t * t, p * t], dim=1)  # the five local moments, filtered at once
+    maps = F.conv2d(maps, window.reshape(1, 1, 1, size).expand(5, 1, 1, size), groups=5)
+    mu_p, mu_t, pp, tt, pt = F.conv2d(maps, window.reshape(1, 1, size, 1).expand(5, 1, size, 1), groups=5).unbind(1)
+    var_p, var_t, cov = pp - mu_p**2, tt - mu_t**2, pt - mu_p * mu_t
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ssim = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    return 1.0 - ssim.mean()
 
 
 def budget_seconds(max_time: str | None) -> float | None:

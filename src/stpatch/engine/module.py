@@ -92,14 +92,19 @@ class ForecastModule(pl.LightningModule):
                 raise ValueError(f"train.ssim_range {self.train_options.get('ssim_range')} maps to {self.ssim_range} "
                                  "in scaled units; give the data's value range in its physical units")
 
-    def _structure_terms(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> dict:
-        """The loss terms beside the elementwise loss, by name, each weighted: ``{"csi_loss": ..., ...}``."""
+    def _structure_terms(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None,
+                         training: bool = False) -> dict:
+        """The loss terms beside the elementwise loss, by name, each weighted: ``{"csi_loss": ..., ...}``.
+
+        ``training``: the SSIM term on a random square of ``train.ssim_crop`` pixels (an estimate, cheaper)."""
         terms = {}
         if self.csi_levels is not None:
             terms["csi_loss"] = float(self.train_options.get("csi_weight", 1.0)) * soft_csi_loss(
                 pred, target, mask, self.csi_levels)
         if self.ssim_range is not None:
-            terms["ssim_loss"] = float(self.train_options["ssim_weight"]) * ssim_loss(pred, target, mask, self.ssim_range)
+            crop = int(self.train_options.get("ssim_crop", 64)) if training else 0
+            terms["ssim_loss"] = float(self.train_options["ssim_weight"]) * ssim_loss(pred, target, mask, self.ssim_range,
+                                                                                      crop=crop)
         return terms
 
     @property
@@ -141,7 +146,7 @@ class ForecastModule(pl.LightningModule):
         else:
             pred = self(batch)
             loss = masked_loss(pred, batch["y"], batch.get("y_mask"), self.loss_kind, self._lead_weights())
-        for name, term in self._structure_terms(pred, batch["y"], batch.get("y_mask")).items():
+        for name, term in self._structure_terms(pred, batch["y"], batch.get("y_mask"), stage == "train").items():
             self.log(f"{stage}_{name}", term, on_step=False, on_epoch=True, batch_size=batch["x"].shape[0],
                      sync_dist=stage != "train")
             loss = loss + term
