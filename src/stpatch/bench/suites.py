@@ -140,12 +140,13 @@ SUITES: dict[str, Suite] = {
                      "stpnet_sensor stands on the per-sensor linear AR (forecast = linear + learned correction, the "
                      "correction also reads the linear forecast; each lead's loss in units of the linear AR's error there; the whole "
                      "hour as one time patch, groups of 2 sensors, 64-wide sensor features, 2 residual MLP layers per sensor, learning rate 2e-3, an ensemble "
-                     "of 3 such corrections trained side by side within the same budget, chosen on the validation split); stid is STID (Shao et al., CIKM 2022), also at learning rate 2e-3 (better than 1e-3 for it on validation); linear is "
+                     "of 3 such corrections trained side by side within the same budget, half-hour time-of-day slots, chosen on the validation split); stid is STID (Shao et al., CIKM 2022), also at learning rate 2e-3 (better than 1e-3 for it on validation); linear is "
                      "fitted by least squares on the training split. Learned models train on masked MAE; neither "
                      "uses the day of week, since the test weekdays never occur in the 5 training days."),
         data={"name": "los_loop", "t_in": 12, "t_out": 12, "batch_size": 32, "split": [0.7, 0.1, 0.2]},
         models=[{"name": "stpnet_sensor", "base": "linear", "feed_base": True, "balance_leads": True, "use_dow": False,
-                 "time_patch": 12, "group_size": 2, "node_dim": 64, "head_layers": 2, "members": 3, "train": {"lr": 2e-3}},
+                 "time_patch": 12, "group_size": 2, "node_dim": 64, "head_layers": 2, "members": 3, "tod_slots": 48,
+                 "train": {"lr": 2e-3}},
                 {"name": "stid", "use_dow": False, "train": {"lr": 2e-3}},
                 {"name": "linear"}],
         baselines=["persistence", "climatology"],
