@@ -11,9 +11,9 @@ For comparing a candidate design against a suite's model without training every 
 in parallel processes; ``--json FILE`` writes each model's mean metrics and headline metric per lead:
 
     python benchmarks/suite_models.py los_loop 00:20:00 suite --seed 2 --json bench_out/los_loop_seed2.json
- The models train one after the other in this process, as in
-`stpatch bench`; each gets a run directory of its own (``bench_out/models-DATE/SUITE/NAME``), so each model
-name may appear once.
+
+The models train one after the other in this process, as in `stpatch bench`; each gets a run directory of
+its own (``bench_out/models-DATE/SUITE/NAME``), so each model name may appear once.
 """
 
 from __future__ import annotations
