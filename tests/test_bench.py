@@ -178,6 +178,20 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
     spread = format_seed_spread(SUITES["radar_mch"], {s: rows(s, key, v, 0.55) for s, v in [(0, 0.5), (1, 0.6)]}, "b")
     assert "- stid: stpnet better in 1 of 2 seeds" in spread and "higher is better" in spread
 
+    # suites with several leads get the spread per lead: a per-lead target is met or missed lead by lead
+    los = SUITES["los_loop"]
+    key = los.headline[0]
+
+    def lead_rows(ours):  # 12 leads; lead 3 (15 min) is where stid wins in one seed
+        return [ModelRow("stpnet_sensor", 1, 0.1, "b", 10, {key: 1.0}, {key: ours}),
+                ModelRow("stid", 1, 0.1, "b", 20, {key: 1.1}, {key: [3.0] * 12})]
+
+    spread = format_seed_spread(los, {0: lead_rows([2.9] * 12), 1: lead_rows([2.9, 2.9, 3.2] + [2.9] * 9)}, "b")
+    assert "| model | 15 min | 30 min | 60 min |" in spread
+    assert "| stpnet_sensor | 3.05 | 2.9 | 2.9 |" in spread and "| stid | 3 | 3 | 3 |" in spread
+    assert "- stid: 15 min 1 of 2, 30 min 2 of 2, 60 min 2 of 2" in spread
+    assert "per lead" not in format_seed_spread(SUITES["chickenpox"], {0: rows(0, "masked_mae", 0.5, 0.55)}, "b")
+
 
 def test_a_models_own_train_options_win_over_the_suites(tmp_path, monkeypatch):
     import stpatch.bench as bench

@@ -151,7 +151,7 @@ def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str, 
         lines.append(f"| {r.name} | {r.params:,} | {_fmt(r.gflops)} | {r.steps_text()} | "
                      + " | ".join(_fmt(r.mean.get(m, float('nan'))) for m in suite.headline) + f" | {_fmt(ratio)} |")
     leads = suite.leads or list(range(1, len(next(iter(rows[0].per_horizon.values()))) + 1))
-    lead_label = [f"{lead * suite.step_minutes:g} min" if suite.step_minutes else f"+{lead}" for lead in leads]
+    lead_label = [suite.lead_label(lead) for lead in leads]
     lines += ["", f"{key} per lead time:", "", "| model | " + " | ".join(lead_label) + " |", "|" + " --- |" * (len(leads) + 1)]
     for r in rows:
         values = r.per_horizon.get(key, [])

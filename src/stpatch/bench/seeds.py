@@ -61,9 +61,34 @@ def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, lab
                      f"{max(vals):.4g} | {int(statistics.median(trained)) if trained else '-'} | "
                      + ", ".join(f"{v:.4g}" for v in vals) + " |")
     first = names[0]
+
+    def better(a: float, b: float) -> bool:
+        return a > b if higher else a < b
+
     lines += ["", f"{first} against each other model, seed by seed:", ""]
     for name in names[1:]:
-        wins = sum((value[s, first] > value[s, name]) if higher else (value[s, first] < value[s, name]) for s in seeds)
+        wins = sum(better(value[s, first], value[s, name]) for s in seeds)
         ratio = statistics.fmean(value[s, first] for s in seeds) / statistics.fmean(value[s, name] for s in seeds)
         lines.append(f"- {name}: {first} better in {wins} of {len(seeds)} seeds; ratio of the means {ratio:.4f}x")
+    leads = suite.leads or []
+    if len(leads) > 1:  # a target per lead is met or missed lead by lead: the spread per lead, too
+        lines += _lead_lines(per_seed, seeds, names, key, leads, suite.lead_label, better)
     return "\n".join(lines) + "\n"
+
+
+def _lead_lines(per_seed: dict[int, list], seeds: list[int], names: list[str], key: str, leads: list[int],
+                lead_label, better) -> list[str]:
+    """Markdown: each model's ``key`` per lead, mean over seeds, and in how many seeds the first model was better there."""
+    at = {(s, r.name, k): r.per_horizon.get(key, [])[k - 1] if len(r.per_horizon.get(key, [])) >= k else math.nan
+          for s in seeds for r in per_seed[s] for k in leads}
+    heads = [lead_label(k) for k in leads]
+    lines = ["", f"{key} per lead time, mean over the seeds:", "",
+             "| model | " + " | ".join(heads) + " |", "| --- | " + " | ".join("---" for _ in leads) + " |"]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{statistics.fmean(at[s, name, k] for s in seeds):.4g}" for k in leads) + " |")
+    first = names[0]
+    lines += ["", f"Seeds in which {first} was better, per lead time:", ""]
+    for name in names[1:]:
+        counts = [sum(better(at[s, first, k], at[s, name, k]) for s in seeds) for k in leads]
+        lines.append(f"- {name}: " + ", ".join(f"{h} {c} of {len(seeds)}" for h, c in zip(heads, counts, strict=True)))
+    return lines

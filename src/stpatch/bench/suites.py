@@ -45,6 +45,10 @@ class Suite:
     train: dict = field(default_factory=dict)
     test_sets: dict[str, dict] = field(default_factory=dict)
 
+    def lead_label(self, lead: int) -> str:
+        """A lead time's column label: ``"15 min"`` with :attr:`step_minutes`, else ``"+3"``."""
+        return f"{lead * self.step_minutes:g} min" if self.step_minutes else f"+{lead}"
+
 
 #: The learned radar model: stpnet as a correction on pysteps' extrapolation nowcast, which it also reads
 #: (the nowcasts of the training windows are computed once and cached).
