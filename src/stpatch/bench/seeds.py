@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections.abc import Callable
 
 from stpatch.bench.suites import Suite
 
@@ -77,10 +78,14 @@ def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, lab
 
 
 def _lead_lines(per_seed: dict[int, list], seeds: list[int], names: list[str], key: str, leads: list[int],
-                lead_label, better) -> list[str]:
+                lead_label: Callable[[int], str], better: Callable[[float, float], bool]) -> list[str]:
     """Markdown: each model's ``key`` per lead, mean over seeds, and in how many seeds the first model was better there."""
-    at = {(s, r.name, k): r.per_horizon.get(key, [])[k - 1] if len(r.per_horizon.get(key, [])) >= k else math.nan
-          for s in seeds for r in per_seed[s] for k in leads}
+
+    def value_at(row, lead: int) -> float:  # NaN where a row has no value at that lead
+        values = row.per_horizon.get(key, [])
+        return values[lead - 1] if len(values) >= lead else math.nan
+
+    at = {(s, r.name, k): value_at(r, k) for s in seeds for r in per_seed[s] for k in leads}
     heads = [lead_label(k) for k in leads]
     lines = ["", f"{key} per lead time, mean over the seeds:", "",
              "| model | " + " | ".join(heads) + " |", "| --- | " + " | ".join("---" for _ in leads) + " |"]
