@@ -74,7 +74,8 @@ class TrainConfig:
     ssim_weight: float = 0.0
     ssim_range: float = 1.0
     #: side of the random square the SSIM term is computed on in each training step (0: whole frames): on a
-    #: CPU the term over whole frames costs about a model step, a 64-pixel square a tenth of that on 144x176
+    #: CPU the term over whole frames costs about a model step, a 64-pixel square ~1/15 of that on 144x176
+    #: (benchmarks/bench_ssim_loss.py)
     ssim_crop: int = 64
     #: exponential moving average of the weights (decay per optimiser step, e.g. 0.99: the average spans about
     #: the last 100 steps; 0: off). Validation scores the average and the checkpoints hold it (stpatch.engine.ema)
