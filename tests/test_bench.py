@@ -89,7 +89,7 @@ def test_run_benchmarks_draws_error_against_lead_time(tmp_path, monkeypatch):
     monkeypatch.setitem(bench.SUITES, "chickenpox", type(SUITES["chickenpox"])(
         **{**SUITES["chickenpox"].__dict__, "models": SUITES["chickenpox"].models[:1]}))
     text = bench.run_benchmarks("chickenpox", budget="00:00:02", quick=True, out_dir=tmp_path)
-    figure = tmp_path / "chickenpox.png"
+    figure = tmp_path / "chickenpox-2s.png"  # 2 s is not the designed budget: a figure name of its own
     assert f"]({figure.as_posix()})" in text
     assert set(drawn) >= {SUITES["chickenpox"].models[0]["name"], "persistence"}
     pixels = mpimg.imread(figure)
@@ -169,7 +169,7 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
     assert "--seeds 0,1,2" in text and "3 seeds" in text
     assert "| stpnet | 0.5 | 0.082 | 0.4 | 0.6 | 11 | 0.5, 0.6, 0.4 |" in text
     assert "- stid: stpnet better in 2 of 3 seeds; ratio of the means 0.9091x" in text
-    assert "<!-- bench:accuracy-chickenpox-seeds -->" in (tmp_path / "BENCHMARKS.md").read_text()
+    assert "<!-- bench:accuracy-chickenpox-1s-seeds -->" in (tmp_path / "BENCHMARKS.md").read_text()  # not the designed budget
 
     # where higher is better (CSI), the wins count the other way
     from stpatch.bench.seeds import format_seed_spread
@@ -214,3 +214,37 @@ def test_a_models_own_train_options_win_over_the_suites(tmp_path, monkeypatch):
     (config,) = configs
     assert config["train"]["lr"] == 3e-4 and config["train"]["loss"] == suite.loss
     assert config["model"] == {"name": "stpnet_sensor", "node_dim": 8}  # no train key reaches the model
+
+
+def test_other_budgets_get_their_own_sections_and_run_folders(tmp_path, monkeypatch):
+    """A 3-minute run of a 20-minute suite writes `accuracy-NAME-3min` and leaves the designed table alone;
+    two runs started in the same second never share a run folder."""
+    import stpatch.bench as bench
+    from stpatch.bench import ModelRow, budget_tag
+
+    key = SUITES["chickenpox"].headline[0]
+    folders = []
+
+    def fake_run_suite(suite, budget, quick, out_dir, seed=0):
+        folders.append(out_dir)
+        return [("", f"table at {budget}", [ModelRow("stid", 1, 0.1, "b", 20, {key: 0.5}, {key: [0.5]})])]
+
+    monkeypatch.setattr(bench, "run_suite", fake_run_suite)
+    monkeypatch.chdir(tmp_path)
+    bench.run_benchmarks("chickenpox", write=True)                       # the designed budget, 20 minutes
+    bench.run_benchmarks("chickenpox", budget="00:03:00", write=True)
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "table at 00:20:00" in text and "table at 00:03:00" in text
+    assert "<!-- bench:accuracy-chickenpox -->" in text and "<!-- bench:accuracy-chickenpox-3min -->" in text
+    assert (tmp_path / "benchmarks" / "figures" / "chickenpox-3min.png").is_file()
+    assert (tmp_path / "benchmarks" / "figures" / "chickenpox.png").is_file()
+    assert "--budget 00:03:00" in text.split("<!-- bench:accuracy-chickenpox-3min -->")[1]
+    # the carphone suite is designed for 5 minutes: that is its plain section
+    assert budget_tag("00:05:00", SUITES["carphone"].budget) == "" and budget_tag("00:20:00", "00:05:00") == "-20min"
+
+    # two folders made in the same second differ
+    monkeypatch.setattr(bench, "_dt", type("Clock", (), {"datetime": type("D", (), {
+        "now": staticmethod(lambda: __import__("datetime").datetime(2026, 1, 1, 12, 0, 0))})}))
+    first, second = bench._new_out_dir(tmp_path / "runs"), bench._new_out_dir(tmp_path / "runs")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert len(set(folders)) == 2

@@ -18,7 +18,7 @@ from pathlib import Path
 from stpatch.bench.report import stamp, write_section
 from stpatch.bench.suites import SUITES, Suite, suite_names
 
-__all__ = ["SUITES", "Suite", "run_benchmarks", "run_suite", "suite_names"]
+__all__ = ["SUITES", "Suite", "budget_tag", "run_benchmarks", "run_suite", "suite_names"]
 
 
 @dataclass
@@ -184,43 +184,79 @@ def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = 
     section ``accuracy-NAME-seeds``) instead of one seed-0 table.
     """
     names = suite_names(suite)
-    budget = budget or ("00:00:05" if quick else "00:20:00")
-    started = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(out_dir) if out_dir else Path("bench_out") / started
-    command = f"stpatch bench {suite} --budget {budget}" + (" --quick" if quick else "")
+    out = Path(out_dir) if out_dir else _new_out_dir(Path("bench_out"))
     if seeds:
-        return _run_seeds(names, budget, quick, write, out, seeds, command)
+        return _run_seeds(names, budget, quick, write, out, seeds)
     parts = []
     for name in names:
+        spec = SUITES[name]
+        run_budget = budget or ("00:00:05" if quick else spec.budget)
+        tag = budget_tag(run_budget, spec.budget)
         tables = []
-        for label, table, rows in run_suite(SUITES[name], budget, quick, out):
+        for label, table, rows in run_suite(spec, run_budget, quick, out):
             # the picture goes beside BENCHMARKS.md when written there, else into the run folder
-            stem = name + (f"_{_slug(label)}" if label else "")
+            stem = name + tag + (f"_{_slug(label)}" if label else "")
             figure = (Path("benchmarks") / "figures" if write else out) / f"{stem}.png"
-            _lead_time_figure(SUITES[name], rows, figure, label)
-            tables.append(table + f"\n![{SUITES[name].headline[0]} against lead time]({figure.as_posix()})\n")
-        section = f"{stamp(command)}\n" + "\n".join(tables)
+            _lead_time_figure(spec, rows, figure, label)
+            tables.append(table + f"\n![{spec.headline[0]} against lead time]({figure.as_posix()})\n")
+        section = f"{stamp(_command(name, run_budget, quick))}\n" + "\n".join(tables)
         parts.append(section)
         if write:
-            write_section(f"accuracy-{name}", section)
+            write_section(f"accuracy-{name}{tag}", section)
     return "\n".join(parts)
 
 
-def _run_seeds(names: list[str], budget: str, quick: bool, write: bool, out: Path, seeds: list[int],
-               command: str) -> str:
+def budget_tag(budget: str, designed: str) -> str:
+    """The suffix of a run's section and figure names: empty at the suite's designed budget, else the budget.
+
+    Tables of a shorter (or longer) run get places of their own instead of replacing the designed one.
+
+    >>> budget_tag("00:20:00", "00:20:00"), budget_tag("00:03:00", "00:20:00"), budget_tag("00:00:05", "00:20:00")
+    ('', '-3min', '-5s')
+    """
+    from stpatch.engine.losses import budget_seconds
+
+    seconds = budget_seconds(budget)
+    if seconds == budget_seconds(designed):
+        return ""
+    return f"-{seconds / 60:g}min" if seconds % 60 == 0 else f"-{seconds:g}s"
+
+
+def _new_out_dir(root: Path) -> Path:
+    """``root/YYYYmmdd-HHMMSS``, created here; a second run started in the same second gets ``...-2``, so
+    two benchmark processes never share (and overwrite) each other's run folders."""
+    started = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (started if n == 1 else f"{started}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new folder under {root} for {started}")
+
+
+def _command(suite: str, budget: str, quick: bool) -> str:
+    return f"stpatch bench {suite} --budget {budget}" + (" --quick" if quick else "")
+
+
+def _run_seeds(names: list[str], budget: str | None, quick: bool, write: bool, out: Path, seeds: list[int]) -> str:
     from stpatch.bench.seeds import format_seed_spread
 
-    command += " --seeds " + ",".join(map(str, seeds))
     parts = []
     for name in names:
+        spec = SUITES[name]
+        run_budget = budget or ("00:00:05" if quick else spec.budget)
+        command = _command(name, run_budget, quick) + " --seeds " + ",".join(map(str, seeds))
         per_label: dict[str, dict[int, list[ModelRow]]] = {}
         for seed in seeds:
             print(f"[bench {name}] seed {seed}", flush=True)
-            for label, _, rows in run_suite(SUITES[name], budget, quick, out / f"seed{seed}", seed=seed):
+            for label, _, rows in run_suite(spec, run_budget, quick, out / f"seed{seed}", seed=seed):
                 per_label.setdefault(label, {})[seed] = rows
         section = f"{stamp(command)}\n" + "\n".join(
-            format_seed_spread(SUITES[name], per_seed, budget, label) for label, per_seed in per_label.items())
+            format_seed_spread(spec, per_seed, run_budget, label) for label, per_seed in per_label.items())
         parts.append(section)
         if write:
-            write_section(f"accuracy-{name}-seeds", section)
+            write_section(f"accuracy-{name}{budget_tag(run_budget, spec.budget)}-seeds", section)
     return "\n".join(parts)

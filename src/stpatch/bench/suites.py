@@ -22,6 +22,9 @@ class Suite:
         loss: the training loss of the learned models (the metric the field reports: masked MAE for
             traffic and case counts, as BasicTS and tsl train; MSE for temperature, radar and video).
         train: further ``train`` options of the learned models (e.g. ``csi_thresholds`` for radar).
+        budget: the designed training budget per model (HH:MM:SS): ``stpatch bench SUITE`` without
+            ``--budget`` trains this long, and the tables of any other budget get sections and figures
+            of their own (``accuracy-NAME-3min``) instead of replacing the designed one.
         test_sets: ``label -> loader options`` when one trained model is scored on several test
             sets (e.g. the multi-source radar model on each held-out event): the data set is loaded
             again with those options for each, and each gets its own table with the baselines
@@ -43,6 +46,7 @@ class Suite:
     loss: str = "mse"
     units_note: str = ""
     train: dict = field(default_factory=dict)
+    budget: str = "00:20:00"
     test_sets: dict[str, dict] = field(default_factory=dict)
 
     def lead_label(self, lead: int) -> str:
@@ -124,6 +128,7 @@ SUITES: dict[str, Suite] = {
         data={"name": "carphone", "t_in": 4, "t_out": 4, "batch_size": 4, "options": {"augment": ["flip"]}},
         models=[{"name": "stpnet"}, {"name": "stpconv"}],
         train={"ssim_weight": 0.1},
+        budget="00:05:00",
         baselines=["persistence"],
         metric_suite="video",
         headline=["mse_per_pixel", "mae_per_pixel", "ssim", "psnr"],
