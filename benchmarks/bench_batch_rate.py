@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    lines = [f"{machine()}, torch {torch.__version__}, {args.threads} thread(s); median of {args.repeats} "
+    lines = [f"{machine()}, {args.threads} torch thread(s); median of {args.repeats} "
              f"steps after 2 warm-up steps. Command: `python benchmarks/bench_batch_rate.py`.", "",
              "| model | batch | step ms | sequences/s | steps in 20 min (at this rate) |", "|---|---:|---:|---:|---:|"]
     for name in args.models:
