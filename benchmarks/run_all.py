@@ -24,7 +24,8 @@ from stpatch.bench.report import stamp, write_section  # noqa: E402
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", default="00:20:00", help="training budget per model (HH:MM:SS)")
+    parser.add_argument("--budget", default=None,
+                        help="training budget per model (HH:MM:SS; default: each suite's designed budget)")
     parser.add_argument("--suites", nargs="*", default=list(SUITES), help=f"accuracy suites ({', '.join(SUITES)})")
     parser.add_argument("--skip-speed", action="store_true", help="only the accuracy suites")
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")

@@ -182,6 +182,10 @@ def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = 
 
     ``seeds``: train with each of these seeds and report the spread over them (``stpatch.bench.seeds``,
     section ``accuracy-NAME-seeds``) instead of one seed-0 table.
+
+    ``budget``: training budget per model; None trains each suite for its designed budget
+    (:attr:`Suite.budget`). A run at another budget writes ``accuracy-NAME-3min`` (and a figure of that
+    name) instead of the designed section; every run gets a new folder under ``bench_out/``.
     """
     names = suite_names(suite)
     out = Path(out_dir) if out_dir else _new_out_dir(Path("bench_out"))

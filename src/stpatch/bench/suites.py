@@ -101,9 +101,9 @@ SUITES: dict[str, Suite] = {
                      "test set (MNIST test digits). MSE/MAE are per-frame sums (OpenSTL convention). Every learned model trains "
                      "on batches of 4 at learning rate 2e-3 (chosen on the validation split with stpconv: more updates "
                      "in the same CPU time than batches of 16)."),
-        # batch 4 at learning rate 2e-3 for every model: on one CPU thread a step's cost grows with the batch,
-        # so the sequences seen per second hardly change and a smaller batch makes 4x the updates of batch 16
-        # in the same time (stpconv on validation: 145.7 -> 129.7 MSE at 3 min, 111.9 -> 107.0 at 20 min;
+        # batch 4 at learning rate 2e-3 for every model: on one CPU thread a step's cost grows almost in
+        # proportion to the batch, so batch 4 sees 80-90 % of the sequences of batch 16 per second and makes
+        # about 3.5x the updates from them (stpconv on validation: 145.7 -> 129.7 MSE at 3 min, 111.9 -> 107.0 at 20 min;
         # BENCHMARKS.md, "Batch size at equal wall time")
         data={"name": "moving_mnist", "t_in": 10, "t_out": 10, "batch_size": 4,
               "options": {"test_size": 1000, "val_size": 100}},

@@ -13,7 +13,8 @@ from stpatch.cli._common import fail
 def bench(
     # the help is built from the suite table, so it offers exactly the suites that run
     suite: str = typer.Argument("all", help=f"{', '.join(SUITES)}, or all; or serve (the HTTP service under load); or anomaly (injected events); or grids (memory and step time against grid size); or scale (training from a store larger than memory)."),
-    budget: str | None = typer.Option(None, help="Training budget per model, HH:MM:SS."),
+    budget: str | None = typer.Option(None, help="Training budget per model, HH:MM:SS "
+                                       "(default: the suite's designed budget, 20 minutes; carphone 5)."),
     quick: bool = typer.Option(False, help="Seconds-long smoke run on tiny subsets."),
     write: bool = typer.Option(False, help="Write the tables into BENCHMARKS.md."),
     run: Path | None = typer.Option(None, "--run", help="serve: the run to serve (exported for the onnx engine)."),
