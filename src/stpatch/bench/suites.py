@@ -102,7 +102,7 @@ SUITES: dict[str, Suite] = {
                      "on batches of 4 at learning rate 2e-3 (chosen on the validation split with stpconv: more updates "
                      "in the same CPU time than batches of 16)."),
         # batch 4 at learning rate 2e-3 for every model: on one CPU thread a step's cost grows almost in
-        # proportion to the batch, so batch 4 sees 80-90 % of the sequences of batch 16 per second and makes
+        # proportion to the batch, so batch 4 sees 80-93 % of the sequences of batch 16 per second and makes
         # about 3.5x the updates from them (stpconv on validation: 145.7 -> 129.7 MSE at 3 min, 111.9 -> 107.0 at 20 min;
         # BENCHMARKS.md, "Batch size at equal wall time")
         data={"name": "moving_mnist", "t_in": 10, "t_out": 10, "batch_size": 4,
