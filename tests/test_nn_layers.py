@@ -132,6 +132,27 @@ def test_spacetime_conv_depthwise_and_groups():
         SpacetimeConv(4, 4, 3, mode="dilated")
 
 
+@pytest.mark.parametrize("kernel,depthwise", [((3, 3, 3), False), ((2, 3, 1), False), ((3, 3, 3), True)])
+def test_factorized_conv_is_the_two_conv3d_passes(kernel, depthwise):
+    """The temporal pass runs as a 2-D conv (faster on CPU): same values and gradients as its Conv3d."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    conv = SpacetimeConv(4, 8, kernel, "factorized", depthwise=depthwise)
+    x = torch.randn(2, 4, 5, 6, 7, requires_grad=True)
+    kt, kh, kw = kernel
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    h = conv.spatial(F.pad(x, (left, kw - 1 - left, top, kh - 1 - top, 0, 0)))
+    expected = conv.temporal(F.pad(h, (0, 0, 0, 0, (kt - 1) // 2, kt // 2)))  # nn.Conv3d's own forward
+    y = conv(x)
+    torch.testing.assert_close(y, expected)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad((y * g).sum(), [x, conv.temporal.weight, conv.temporal.bias])
+    ref = torch.autograd.grad((expected * g).sum(), [x, conv.temporal.weight, conv.temporal.bias])
+    for a, b in zip(grads, ref):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("t", [0, 3, 6])
 def test_causal_conv_never_looks_ahead(t):
     torch.manual_seed(0)

@@ -103,8 +103,17 @@ class SpacetimeConv(nn.Module):
         top, bottom, left, right = self.space_pad
         if self.mode == "factorized":
             x = self.spatial(F.pad(x, (left, right, top, bottom, 0, 0)))
-            return self.temporal(F.pad(x, (0, 0, 0, 0, *self.time_pad)))
+            return self._temporal(F.pad(x, (0, 0, 0, 0, *self.time_pad)))
         return self.conv(F.pad(x, (left, right, top, bottom, *self.time_pad)))
+
+    def _temporal(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``kt x 1 x 1`` conv as a 2-D conv over ``(T, H*W)``: the same weights and result, but PyTorch's
+        CPU Conv3d takes a slow path for this kernel (about 3x the time of Conv2d for forward + backward on
+        one thread at 16x16 tokens, 32 channels)."""
+        conv = self.temporal
+        b, c, t, h, w = x.shape
+        y = F.conv2d(x.reshape(b, c, t, h * w), conv.weight.squeeze(-1), conv.bias, groups=conv.groups)
+        return y.reshape(b, y.shape[1], y.shape[2], h, w)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel={self.kernel}, mode={self.mode!r}"
