@@ -131,6 +131,9 @@ def test_the_table_says_which_checkpoint_was_scored():
     table = format_suite(suite, rows, 23, "00:20:00")
     assert "| 1007 (scored: 5) |" in table  # the best validation checkpoint came long before the end
     assert "| 900 |" in table and "| - |" in table
+    # a table at another budget than the suite's designed one says so in its heading
+    assert table.startswith(f"### {suite.title}\n")
+    assert format_suite(suite, rows, 23, "00:03:00").startswith(f"### {suite.title}, 3-minute budget\n")
 
 
 def test_seed_lists_and_ranges_parse_and_bad_ones_say_what_was_expected():
@@ -175,7 +178,7 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
     from stpatch.bench.seeds import format_seed_spread
 
     key = SUITES["radar_mch"].headline[0]
-    spread = format_seed_spread(SUITES["radar_mch"], {s: rows(s, key, v, 0.55) for s, v in [(0, 0.5), (1, 0.6)]}, "b")
+    spread = format_seed_spread(SUITES["radar_mch"], {s: rows(s, key, v, 0.55) for s, v in [(0, 0.5), (1, 0.6)]}, "00:20:00")
     assert "- stid: stpnet better in 1 of 2 seeds" in spread and "higher is better" in spread
 
     # suites with several leads get the spread per lead: a per-lead target is met or missed lead by lead
@@ -186,11 +189,12 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
         return [ModelRow("stpnet_sensor", 1, 0.1, "b", 10, {key: 1.0}, {key: ours}),
                 ModelRow("stid", 1, 0.1, "b", 20, {key: 1.1}, {key: [3.0] * 12})]
 
-    spread = format_seed_spread(los, {0: lead_rows([2.9] * 12), 1: lead_rows([2.9, 2.9, 3.2] + [2.9] * 9)}, "b")
+    spread = format_seed_spread(los, {0: lead_rows([2.9] * 12), 1: lead_rows([2.9, 2.9, 3.2] + [2.9] * 9)}, "00:02:00")
+    assert spread.startswith("### Los-loop traffic speed (12 -> 12, 5 min), 2-minute budget: 2 seeds")
     assert "| model | 15 min | 30 min | 60 min |" in spread
     assert "| stpnet_sensor | 3.05 | 2.9 | 2.9 |" in spread and "| stid | 3 | 3 | 3 |" in spread
     assert "- stid: 15 min 1 of 2, 30 min 2 of 2, 60 min 2 of 2" in spread
-    assert "per lead" not in format_seed_spread(SUITES["chickenpox"], {0: rows(0, "masked_mae", 0.5, 0.55)}, "b")
+    assert "per lead" not in format_seed_spread(SUITES["chickenpox"], {0: rows(0, "masked_mae", 0.5, 0.55)}, "00:20:00")
 
 
 def test_a_models_own_train_options_win_over_the_suites(tmp_path, monkeypatch):

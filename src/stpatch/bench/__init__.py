@@ -138,7 +138,7 @@ def format_suite(suite: Suite, rows: list[ModelRow], windows: int, budget: str, 
     """
     ref = next((r for r in rows if r.name == "persistence"), None)
     key = suite.headline[0]
-    head = [f"### {suite.title}", "", suite.description, ""]
+    head = [f"### {suite.heading(budget)}", "", suite.description, ""]
     if label:
         head = [f"#### Test set: {label}", ""] if label != next(iter(suite.test_sets)) else head + [f"#### Test set: {label}", ""]
     lines = [*head,
@@ -166,13 +166,14 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "_", label.lower()).strip("_")
 
 
-def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path, label: str = "") -> Path:
+def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path, label: str = "", budget: str | None = None) -> Path:
     from stpatch.bench.plots import plot_lead_times
     from stpatch.metrics import get_metric
 
     key = suite.headline[0]
     per_model = {r.name: r.per_horizon[key] for r in rows if key in r.per_horizon}
-    title = f"{suite.title}: {label}" if label else suite.title
+    heading = suite.heading(budget or suite.budget)
+    title = f"{heading}: {label}" if label else heading
     return plot_lead_times(title, key, per_model, path, suite.step_minutes, get_metric(key).higher_is_better)
 
 
@@ -201,7 +202,7 @@ def run_benchmarks(suite: str = "all", budget: str | None = None, quick: bool = 
             # the picture goes beside BENCHMARKS.md when written there, else into the run folder
             stem = name + tag + (f"_{_slug(label)}" if label else "")
             figure = (Path("benchmarks") / "figures" if write else out) / f"{stem}.png"
-            _lead_time_figure(spec, rows, figure, label)
+            _lead_time_figure(spec, rows, figure, label, run_budget)
             tables.append(table + f"\n![{spec.headline[0]} against lead time]({figure.as_posix()})\n")
         section = f"{stamp(_command(name, run_budget, quick))}\n" + "\n".join(tables)
         parts.append(section)

@@ -49,7 +49,7 @@ def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, lab
     names = [r.name for r in per_seed[seeds[0]]]
     value = {(s, r.name): r.mean.get(key, math.nan) for s in seeds for r in per_seed[s]}
     steps = {(s, r.name): r.trained_steps for s in seeds for r in per_seed[s]}
-    title = f"### {suite.title}: {len(seeds)} seeds" + (f", test set {label}" if label else "")
+    title = f"### {suite.heading(budget)}: {len(seeds)} seeds" + (f", test set {label}" if label else "")
     lines = [title, "",
              f"Seeds {', '.join(map(str, seeds))}; training budget per model and seed: {budget}. {key} "
              f"({'higher' if higher else 'lower'} is better), mean over lead times{suite.units_note}.", "",

@@ -49,6 +49,21 @@ class Suite:
     budget: str = "00:20:00"
     test_sets: dict[str, dict] = field(default_factory=dict)
 
+    def heading(self, budget: str) -> str:
+        """The title of a table trained for ``budget``: :attr:`title`, naming the budget when it is not the designed one
+        (a 3-minute table beside the 20-minute one must not carry the same heading).
+
+        >>> SUITES["moving_mnist"].heading("00:20:00"), SUITES["moving_mnist"].heading("00:03:00")
+        ('Moving MNIST (10 -> 10)', 'Moving MNIST (10 -> 10), 3-minute budget')
+        """
+        from stpatch.engine.losses import budget_seconds
+
+        seconds = budget_seconds(budget)
+        if seconds == budget_seconds(self.budget):
+            return self.title
+        words = f"{seconds / 60:g}-minute" if seconds % 60 == 0 else f"{seconds:g}-second"
+        return f"{self.title}, {words} budget"
+
     def lead_label(self, lead: int) -> str:
         """A lead time's column label: ``"15 min"`` with :attr:`step_minutes`, else ``"+3"``."""
         return f"{lead * self.step_minutes:g} min" if self.step_minutes else f"+{lead}"
