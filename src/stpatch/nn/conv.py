@@ -108,8 +108,8 @@ class SpacetimeConv(nn.Module):
 
     def _temporal(self, x: torch.Tensor) -> torch.Tensor:
         """The ``kt x 1 x 1`` conv as a 2-D conv over ``(T, H*W)``: the same weights and result, but PyTorch's
-        CPU Conv3d takes a slow path for this kernel (about 3x the time of Conv2d for forward + backward on
-        one thread at 16x16 tokens, 32 channels)."""
+        CPU Conv3d takes a slow path for this kernel (forward + backward on one thread took 1.6x the 2-D form's
+        time at 16x16 tokens of 32 channels, 1.1x at 8x8 of 64: ``benchmarks/bench_temporal_conv.py``)."""
         conv = self.temporal
         b, c, t, h, w = x.shape
         y = F.conv2d(x.reshape(b, c, t, h * w), conv.weight.squeeze(-1), conv.bias, groups=conv.groups)
