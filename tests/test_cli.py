@@ -136,10 +136,13 @@ def test_demo_trains_the_default_model_scores_it_beside_persistence_and_never_ov
     from stpatch.engine.checkpoint import read_checkpoint
 
     designed = demo.demo_config
+    budgets = []
 
     def two_steps(*args, **kwargs):
         config = designed(*args, **kwargs)
-        config["train"]["max_steps"] = 2
+        budgets.append(config["train"]["max_time"])
+        # 2 steps, with time to make them: 6 seconds ran out after one step on a busy machine
+        config["train"].update(max_steps=2, max_time="00:05:00")
         return config
 
     monkeypatch.setattr(demo, "demo_config", two_steps)
@@ -148,7 +151,8 @@ def test_demo_trains_the_default_model_scores_it_beside_persistence_and_never_ov
     assert code == 0, out
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["name"] == "stpconv" and config["data"]["name"] == "digits"
-    assert (config["data"]["t_in"], config["data"]["t_out"]) == (10, 10) and config["train"]["max_time"] == "6"  # 0.1 min
+    assert config["train"]["ssim_weight"] == 0.03  # the Moving MNIST suite's structure term
+    assert (config["data"]["t_in"], config["data"]["t_out"]) == (10, 10) and budgets == ["6"]  # 0.1 min
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2
     result = json.loads((run_dir / "eval.json").read_text())
     assert set(result["mean"]) == {"stpconv", "persistence"} and result["windows"] == 4

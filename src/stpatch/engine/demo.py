@@ -31,7 +31,8 @@ def demo_config(minutes: float, run_dir: Path, data: str, test_size: int) -> dic
         "data": {"name": data, "t_in": 10, "t_out": 10, "batch_size": 4,
                  "options": {"test_size": test_size, "val_size": 64}},
         "model": {"name": DEFAULT_MODEL},
-        "train": {"max_epochs": 1000, "max_time": str(seconds), "lr": 2e-3, "seed": 0},
+        # MSE + 0.03 x (1 - SSIM): sharp digits instead of a blur (the suite's setting; at 3 minutes SSIM 0.39 -> 0.66)
+        "train": {"max_epochs": 1000, "max_time": str(seconds), "lr": 2e-3, "seed": 0, "ssim_weight": 0.03},
         "eval": {"baselines": ["persistence"]},
         "run_dir": str(run_dir),
     }
