@@ -166,13 +166,13 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "_", label.lower()).strip("_")
 
 
-def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path, label: str = "", budget: str | None = None) -> Path:
+def _lead_time_figure(suite: Suite, rows: list[ModelRow], path: Path, label: str, budget: str) -> Path:
     from stpatch.bench.plots import plot_lead_times
     from stpatch.metrics import get_metric
 
     key = suite.headline[0]
     per_model = {r.name: r.per_horizon[key] for r in rows if key in r.per_horizon}
-    heading = suite.heading(budget or suite.budget)
+    heading = suite.heading(budget)
     title = f"{heading}: {label}" if label else heading
     return plot_lead_times(title, key, per_model, path, suite.step_minutes, get_metric(key).higher_is_better)
 
@@ -219,10 +219,10 @@ def budget_tag(budget: str, designed: str) -> str:
     >>> budget_tag("00:20:00", "00:20:00"), budget_tag("00:03:00", "00:20:00"), budget_tag("00:00:05", "00:20:00")
     ('', '-3min', '-5s')
     """
-    from stpatch.engine.losses import budget_seconds
+    from stpatch.bench.suites import other_budget_seconds
 
-    seconds = budget_seconds(budget)
-    if seconds == budget_seconds(designed):
+    seconds = other_budget_seconds(budget, designed)
+    if seconds is None:
         return ""
     return f"-{seconds / 60:g}min" if seconds % 60 == 0 else f"-{seconds:g}s"
 

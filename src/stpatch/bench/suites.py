@@ -56,10 +56,8 @@ class Suite:
         >>> SUITES["moving_mnist"].heading("00:20:00"), SUITES["moving_mnist"].heading("00:03:00")
         ('Moving MNIST (10 -> 10)', 'Moving MNIST (10 -> 10), 3-minute budget')
         """
-        from stpatch.engine.losses import budget_seconds
-
-        seconds = budget_seconds(budget)
-        if seconds == budget_seconds(self.budget):
+        seconds = other_budget_seconds(budget, self.budget)
+        if seconds is None:
             return self.title
         words = f"{seconds / 60:g}-minute" if seconds % 60 == 0 else f"{seconds:g}-second"
         return f"{self.title}, {words} budget"
@@ -67,6 +65,18 @@ class Suite:
     def lead_label(self, lead: int) -> str:
         """A lead time's column label: ``"15 min"`` with :attr:`step_minutes`, else ``"+3"``."""
         return f"{lead * self.step_minutes:g} min" if self.step_minutes else f"+{lead}"
+
+
+def other_budget_seconds(budget: str, designed: str) -> float | None:
+    """``budget`` in seconds when it is not the ``designed`` one, else None (both ``HH:MM:SS``).
+
+    >>> other_budget_seconds("00:03:00", "00:20:00"), other_budget_seconds("00:20:00", "00:20:00")
+    (180.0, None)
+    """
+    from stpatch.engine.losses import budget_seconds
+
+    seconds = float(budget_seconds(budget))
+    return None if seconds == budget_seconds(designed) else seconds
 
 
 #: The learned radar model: stpnet as a correction on pysteps' extrapolation nowcast, which it also reads
