@@ -27,18 +27,32 @@ from stpatch.bench.suites import SUITES
 from stpatch.engine.evaluation import evaluate
 from stpatch.engine.training import train
 
+OUT = Path("bench_out") / "validation"
+
+
+def suite_config(suite_name: str, tag: str, budget: str, model_json: str, train_json: str | None = None,
+                 seed: int = 0) -> tuple[dict, dict]:
+    """The run config of one suite model under ``budget`` and the train options that differ from the suite's.
+
+    The suite's data, loss and train options, then the model's own ``train`` key, then TRAIN_JSON (whose
+    ``data`` key replaces keys of the data section).
+    """
+    suite = SUITES[suite_name]
+    model = json.loads(model_json)
+    # a suite model's own train options (a "train" key, as in SUITES) come first; TRAIN_JSON wins over them
+    extra = {**model.pop("train", {}), **(json.loads(train_json) if train_json else {})}
+    data = {**suite.data, **extra.pop("data", {})}
+    config = {"data": data, "model": model,
+              "train": {"max_epochs": 100000, "max_time": budget, "seed": seed, "progress": False, "lr": suite.lr,
+                        "loss": suite.loss, **suite.train, **extra},
+              "eval": {"baselines": [], "suite": suite.metric_suite}, "run_dir": str(OUT / suite.name / tag)}
+    return config, extra
+
 
 def main(argv: list[str]) -> dict:
-    suite, tag, budget = SUITES[argv[0]], argv[1], argv[2]
-    model = json.loads(argv[3])
-    # a suite model's own train options (a "train" key, as in SUITES) come first; TRAIN_JSON wins over them
-    extra = {**model.pop("train", {}), **(json.loads(argv[4]) if len(argv) > 4 else {})}
-    data = {**suite.data, **extra.pop("data", {})}
-    out = Path("bench_out") / "validation"
-    config = {"data": data, "model": model,
-              "train": {"max_epochs": 100000, "max_time": budget, "seed": 0, "progress": False, "lr": suite.lr,
-                        "loss": suite.loss, **suite.train, **extra},
-              "eval": {"baselines": [], "suite": suite.metric_suite}, "run_dir": str(out / suite.name / tag)}
+    suite, tag = SUITES[argv[0]], argv[1]
+    config, extra = suite_config(argv[0], tag, argv[2], argv[3], argv[4] if len(argv) > 4 else None)
+    model, data = config["model"], config["data"]
     trained = train(config)
     if suite.metric_suite == "video":  # persistence is the video baseline; no per-pixel AR is fitted
         baselines = ["persistence"] if model["name"] != "persistence" else []
@@ -52,7 +66,7 @@ def main(argv: list[str]) -> dict:
         steps = max((int(r["step"]) for r in csv.DictReader(f) if r.get("step")), default=0)
     row = {"tag": tag, "model": model, "train": extra, "data": data, "steps": steps, "mean": res["mean"],
            "lead": {k: [round(x, 4) for x in v[key]] for k, v in res["per_horizon"].items()}}
-    with open(out / "results.jsonl", "a") as f:
+    with open(OUT / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     return row
 
