@@ -171,7 +171,8 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
     assert seen == [(0, "seed0"), (1, "seed1"), (2, "seed2")]
     assert "--seeds 0,1,2" in text and "3 seeds" in text
     assert "| stpnet | 0.5 | 0.082 | 0.4 | 0.6 | 11 | 0.5, 0.6, 0.4 |" in text
-    assert "- stid: stpnet better in 2 of 3 seeds; ratio of the means 0.9091x" in text
+    assert "- stid: stpnet better in 2 of 3 seeds; ratio of the means 0.9091x; mean difference -0.05" in text
+    assert "no difference shown at this number of seeds" in text  # -0.05 +- 0.25: the seeds disagree
     assert "<!-- bench:accuracy-chickenpox-1s-seeds -->" in (tmp_path / "BENCHMARKS.md").read_text()  # not the designed budget
 
     # where higher is better (CSI), the wins count the other way
@@ -180,6 +181,12 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
     key = SUITES["radar_mch"].headline[0]
     spread = format_seed_spread(SUITES["radar_mch"], {s: rows(s, key, v, 0.55) for s, v in [(0, 0.5), (1, 0.6)]}, "00:20:00")
     assert "- stid: stpnet better in 1 of 2 seeds" in spread and "higher is better" in spread
+    # a margin the seeds agree on is shown, in the metric's direction
+    steady = {s: rows(s, key, v, 0.55) for s, v in [(0, 0.60), (1, 0.61), (2, 0.62)]}
+    spread = format_seed_spread(SUITES["radar_mch"], steady, "00:20:00")
+    assert "mean difference +0.06 (95 % interval +0.03516 to +0.08484: stpnet better)" in spread
+    lower = {s: rows(s, "masked_mae", v, 0.55) for s, v in [(0, 0.60), (1, 0.61), (2, 0.62)]}
+    assert "(95 % interval +0.03516 to +0.08484: stpnet worse)" in format_seed_spread(SUITES["chickenpox"], lower, "00:20:00")
 
     # suites with several leads get the spread per lead: a per-lead target is met or missed lead by lead
     los = SUITES["los_loop"]

@@ -5,7 +5,8 @@
 Every seed trains every model of the suite (initialisation and data order change; the test windows do
 not) and scores it beside the baselines; the table gives each model's headline metric over the seeds
 (mean, standard deviation, min, max) and, for the suite's first model, in how many seeds it beat each
-other model. A margin smaller than the spread over seeds is not a result.
+other model, with the mean paired difference and its 95 % interval over the seeds (Student's t). A margin
+whose interval holds zero is not a result.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 from stpatch.bench.suites import Suite
 
-__all__ = ["format_seed_spread", "parse_seeds"]
+__all__ = ["format_seed_spread", "paired_interval", "parse_seeds"]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -31,6 +32,30 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds: expected distinct seeds, e.g. 0-4; got {text!r}")
     return seeds
+
+
+def paired_interval(differences: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of paired differences (one per seed) and its two-sided ``level`` interval, Student's t.
+
+    The seeds are the repetitions: the test windows are the same in each, so what varies is the training.
+    With one difference the interval is unbounded (nothing is known about the spread).
+
+    >>> mean, low, high = paired_interval([0.0013, -0.0035, -0.0058, 0.0055, 0.0057])
+    >>> round(mean, 5), round(low, 4), round(high, 4)
+    (0.00064, -0.0058, 0.0071)
+    """
+    from scipy.stats import t as student_t
+
+    n = len(differences)
+    if n == 0:
+        raise ValueError("paired_interval needs at least one difference")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie between 0 and 1 (e.g. 0.95), got {level}")
+    mean = statistics.fmean(differences)
+    if n == 1:
+        return mean, -math.inf, math.inf
+    half = float(student_t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(differences) / math.sqrt(n)
+    return mean, mean - half, mean + half
 
 
 def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, label: str = "") -> str:
@@ -70,7 +95,13 @@ def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, lab
     for name in names[1:]:
         wins = sum(better(value[s, first], value[s, name]) for s in seeds)
         ratio = statistics.fmean(value[s, first] for s in seeds) / statistics.fmean(value[s, name] for s in seeds)
-        lines.append(f"- {name}: {first} better in {wins} of {len(seeds)} seeds; ratio of the means {ratio:.4f}x")
+        mean, low, high = paired_interval([value[s, first] - value[s, name] for s in seeds])
+        if low <= 0 <= high:
+            verdict = "no difference shown at this number of seeds"
+        else:
+            verdict = f"{first} {'better' if better(mean, 0.0) else 'worse'}"
+        lines.append(f"- {name}: {first} better in {wins} of {len(seeds)} seeds; ratio of the means {ratio:.4f}x; "
+                     f"mean difference {mean:+.4g} (95 % interval {low:+.4g} to {high:+.4g}: {verdict})")
     leads = suite.leads or []
     if len(leads) > 1:  # a target per lead is met or missed lead by lead: the spread per lead, too
         lines += _lead_lines(per_seed, seeds, names, key, leads, suite.lead_label, better)
