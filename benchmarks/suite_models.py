@@ -13,7 +13,7 @@ in parallel processes; ``--json FILE`` writes each model's mean metrics and head
     python benchmarks/suite_models.py los_loop 00:20:00 suite --seed 2 --json bench_out/los_loop_seed2.json
 
 The models train one after the other in this process, as in `stpatch bench`; each gets a run directory of
-its own (``bench_out/models-DATE/SUITE/NAME``), so each model name may appear once.
+its own (``bench_out/models-DATE-seedN-PID/SUITE/NAME``), so each model name may appear once.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
+import os
 from pathlib import Path
 
 from stpatch.bench import SUITES, run_suite
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> str:
     if len(set(names)) != len(names):
         raise SystemExit(f"each model name may appear once (run directories are named after them), got {names}")
     suite = dataclasses.replace(SUITES[args.suite], models=models)
-    out = Path("bench_out") / f"models-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    # the seed and process in the name: seeds started in the same second must not share run directories
+    out = Path("bench_out") / f"models-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-seed{args.seed}-{os.getpid()}"
     results = run_suite(suite, args.budget, False, out, seed=args.seed)
     tables = [table for _, table, _ in results]
     if args.json:
