@@ -187,6 +187,9 @@ def test_seed_spread_gives_mean_std_and_wins_in_the_metric_direction(tmp_path, m
     assert "mean difference +0.06 (95 % interval +0.03516 to +0.08484: stpnet better)" in spread
     lower = {s: rows(s, "masked_mae", v, 0.55) for s, v in [(0, 0.60), (1, 0.61), (2, 0.62)]}
     assert "(95 % interval +0.03516 to +0.08484: stpnet worse)" in format_seed_spread(SUITES["chickenpox"], lower, "00:20:00")
+    lower[1][1].mean.clear()  # stid has no value in seed 1: the table says so, and no verdict either way
+    spread = format_seed_spread(SUITES["chickenpox"], lower, "00:20:00")
+    assert "| stid | nan | nan |" in spread and "ratio of the means nanx; no paired difference: a value is missing" in spread
 
     # suites with several leads get the spread per lead: a per-lead target is met or missed lead by lead
     los = SUITES["los_loop"]

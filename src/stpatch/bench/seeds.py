@@ -83,7 +83,8 @@ def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, lab
     for name in names:
         vals = [value[s, name] for s in seeds]
         trained = [steps[s, name] for s in seeds if steps[s, name] is not None]
-        lines.append(f"| {name} | {statistics.fmean(vals):.4g} | {statistics.pstdev(vals):.2g} | {min(vals):.4g} | "
+        spread = math.nan if any(math.isnan(v) for v in vals) else statistics.pstdev(vals)  # pstdev fails on NaN
+        lines.append(f"| {name} | {statistics.fmean(vals):.4g} | {spread:.2g} | {min(vals):.4g} | "
                      f"{max(vals):.4g} | {int(statistics.median(trained)) if trained else '-'} | "
                      + ", ".join(f"{v:.4g}" for v in vals) + " |")
     first = names[0]
@@ -95,13 +96,15 @@ def format_seed_spread(suite: Suite, per_seed: dict[int, list], budget: str, lab
     for name in names[1:]:
         wins = sum(better(value[s, first], value[s, name]) for s in seeds)
         ratio = statistics.fmean(value[s, first] for s in seeds) / statistics.fmean(value[s, name] for s in seeds)
-        mean, low, high = paired_interval([value[s, first] - value[s, name] for s in seeds])
-        if low <= 0 <= high:
-            verdict = "no difference shown at this number of seeds"
+        differences = [value[s, first] - value[s, name] for s in seeds]
+        if any(math.isnan(d) for d in differences):  # a model without this metric in some seed
+            interval = "no paired difference: a value is missing"
         else:
-            verdict = f"{first} {'better' if better(mean, 0.0) else 'worse'}"
-        lines.append(f"- {name}: {first} better in {wins} of {len(seeds)} seeds; ratio of the means {ratio:.4f}x; "
-                     f"mean difference {mean:+.4g} (95 % interval {low:+.4g} to {high:+.4g}: {verdict})")
+            mean, low, high = paired_interval(differences)
+            verdict = ("no difference shown at this number of seeds" if low <= 0 <= high
+                       else f"{first} {'better' if better(mean, 0.0) else 'worse'}")
+            interval = f"mean difference {mean:+.4g} (95 % interval {low:+.4g} to {high:+.4g}: {verdict})"
+        lines.append(f"- {name}: {first} better in {wins} of {len(seeds)} seeds; ratio of the means {ratio:.4f}x; {interval}")
     leads = suite.leads or []
     if len(leads) > 1:  # a target per lead is met or missed lead by lead: the spread per lead, too
         lines += _lead_lines(per_seed, seeds, names, key, leads, suite.lead_label, better)
