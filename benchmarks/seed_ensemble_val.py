@@ -21,6 +21,7 @@ from validation_run import suite_config
 from stpatch.engine.runs import load_run
 from stpatch.engine.training import train
 from stpatch.engine.wiring import make_data
+from stpatch.metrics.sensor import masked_mae
 
 
 def validation_forecasts(run_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,9 +40,9 @@ def validation_forecasts(run_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return torch.cat(preds).numpy(), torch.cat(targets).numpy(), torch.cat(masks).numpy()
 
 
-def masked_mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
-    """Mean absolute error over the observed entries (the suites' ``masked_mae``)."""
-    return float((np.abs(pred - target) * mask).sum() / max(mask.sum(), 1.0))
+def mean_masked_mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    """The suites' headline: ``stpatch.metrics`` masked MAE per lead, averaged over the leads."""
+    return float(masked_mae(pred, target, mask=mask.astype(bool)).mean())
 
 
 def main(argv: list[str]) -> list[dict]:
@@ -52,8 +53,8 @@ def main(argv: list[str]) -> list[dict]:
                                  seed=seed)
         pred, target, mask = validation_forecasts(train(config).run_dir)
         preds.append(pred)
-        row = {"tag": tag, "seed": seed, "single": masked_mae(pred, target, mask),
-               "ensemble": masked_mae(np.mean(preds, 0), target, mask), "runs": len(preds)}
+        row = {"tag": tag, "seed": seed, "single": mean_masked_mae(pred, target, mask),
+               "ensemble": mean_masked_mae(np.mean(preds, 0), target, mask), "runs": len(preds)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
